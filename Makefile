@@ -1,0 +1,43 @@
+# The two commands a reader needs: `make book` builds the book, `make test` runs every test.
+# Each creates the Python environment in .venv on first use and refreshes it when the
+# requirements change.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+JB_FLAGS := -W -n --keep-going
+
+.PHONY: book test lint notebooks figures clean
+
+$(STAMP): requirements.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "lossgrad needs Python 3.11 or newer (set PYTHON=python3.11)")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+## Build the HTML book (notebooks executed through the jupyter-cache), warnings as errors.
+book: $(STAMP)
+	$(BIN)/jupyter-book build . $(JB_FLAGS)
+	@echo "Open $(CURDIR)/_build/html/index.html"
+
+## Lint, build the book, then run unit tests, doctests, nbval and the browser checks.
+test: $(STAMP)
+	$(BIN)/ruff check src tests book
+	$(BIN)/jupyter-book build . $(JB_FLAGS)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests book
+
+## Re-execute every notebook top to bottom in a fresh kernel and save it with its outputs.
+notebooks: $(STAMP)
+	$(BIN)/jupyter nbconvert --to notebook --execute --inplace book/*.ipynb
+
+## Redraw the figure shown in the README.
+figures: $(STAMP)
+	$(BIN)/python -c 'from lossgrad.figures import bce_figure; bce_figure().savefig("book/images/bce-loss-gradient.png", metadata={"Software": None})'
+
+clean:
+	rm -rf _build

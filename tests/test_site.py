@@ -1,0 +1,110 @@
+"""The built site, as a reader's browser sees it: Debian's Chromium driven by Playwright.
+
+Needs the book built first (`make test` builds it before running pytest) and Chromium
+(`apt-get install chromium fonts-dejavu-core`). Without them the tests skip with the reason,
+except under CI=true, where they must run.
+"""
+
+import functools
+import http.server
+import os
+import shutil
+import threading
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SITE = ROOT / "_build" / "html"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+IN_CI = os.environ.get("CI") == "true"
+
+
+def _require(condition: object, reason: str) -> None:
+    if not condition:
+        if IN_CI:
+            pytest.fail(f"{reason} (CI=true: this check must run)")
+        pytest.skip(reason)
+
+
+PAGES = ["book/index.html", "book/01-introduction.html", "book/02-sigmoid.html",
+         "book/03-bce-gradient.html", "book/bibliography.html"]
+
+
+@pytest.fixture(scope="module")
+def site_url():
+    _require(SITE.joinpath("book", "index.html").exists(), "the book is not built; run `make book`")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(SITE))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    _require(CHROMIUM, "Chromium is missing: apt-get install chromium fonts-dejavu-core")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _require(False, "playwright is not installed; run the README's set-up")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        yield b
+        b.close()
+
+
+def open_page(browser, url):
+    """Load a page; return it with its console errors and any request to another host."""
+    page = browser.new_page()
+    errors, foreign = [], []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+
+    def route(r):
+        host = urlparse(r.request.url).hostname
+        if r.request.url.startswith("data:") or host in ("127.0.0.1", "localhost"):
+            r.continue_()
+        else:
+            foreign.append(r.request.url)
+            r.abort()
+
+    page.route("**/*", route)
+    page.goto(url, wait_until="load")
+    page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise")
+    page.evaluate("() => MathJax.startup.promise")
+    return page, errors, foreign
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_page_loads_offline_without_errors_and_typesets_its_math(browser, site_url, path):
+    page, errors, foreign = open_page(browser, f"{site_url}/{path}")
+    try:
+        assert not foreign, f"requests to other hosts: {foreign}"
+        assert not errors, f"console errors: {errors}"
+        assert page.locator("mjx-merror").count() == 0, "MathJax could not typeset some TeX"
+        assert "\\(" not in page.inner_text("main"), "raw TeX left on the page"
+        if path != "book/bibliography.html":
+            assert page.locator("mjx-container").count() > 0, "no typeset math"
+    finally:
+        page.close()
+
+
+def test_equations_are_numbered_per_chapter_with_stable_anchors(browser, site_url):
+    page, _, _ = open_page(browser, f"{site_url}/book/03-bce-gradient.html")
+    try:
+        numbers = page.locator("div.math span.eqno").all_inner_texts()
+        assert numbers[:3] == ["(3.1)", "(3.2)", "(3.3)"], numbers
+        anchor = page.locator("#equation-eq-bce-gradient span.eqno")
+        assert anchor.inner_text().startswith("(3.3)")
+        # The figure is labelled, captioned and has alt text.
+        figure = page.locator("#fig-bce")
+        assert "Fig. 3.1" in figure.inner_text()
+        assert figure.locator("img").get_attribute("alt").startswith("Two panels")
+        # Solutions stay hidden until clicked.
+        assert not page.locator(".solution.dropdown .admonition-title ~ *").first.is_visible()
+    finally:
+        page.close()
