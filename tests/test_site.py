@@ -35,13 +35,17 @@ PAGES = ["book/index.html", "book/01-introduction.html", "book/02-sigmoid.html",
 @pytest.fixture(scope="module")
 def site_url():
     _require(SITE.joinpath("book", "index.html").exists(), "the book is not built; run `make book`")
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(SITE))
-    handler.log_message = lambda *args: None
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=str(SITE))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
+    server.server_close()
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +78,10 @@ def open_page(browser, url):
 
     page.route("**/*", route)
     page.goto(url, wait_until="load")
-    page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise")
-    page.evaluate("() => MathJax.startup.promise")
+    # Sphinx adds MathJax only to pages with math; where it is present, wait for typesetting.
+    if page.locator("script[src*='mathjax']").count():
+        page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise")
+        page.evaluate("() => MathJax.startup.promise")
     return page, errors, foreign
 
 

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 
 import mpmath
 import sympy as sp
+from sympy.printing.latex import LatexPrinter
 
-from lossgrad.symbolic import p, q, u, unfold
+from lossgrad.symbolic import AS_WRITTEN, p, q, u, unfold
 
 __all__ = ["DEFAULT_DOMAINS", "Derivation", "InvalidStepError", "Step", "identity"]
 
@@ -56,7 +57,7 @@ class Step:
     expr : sympy.Expr
         The expression on this line.
     why : str
-        A one-line justification, shown beside the line.
+        A one-line justification, shown beside the line; math goes between dollar signs.
     method : str
         ``"start"`` for the first line, ``"symbolic"`` when sympy proved the step,
         ``"numeric"`` when it was checked at ``points`` random points.
@@ -285,14 +286,15 @@ class Derivation:
         body = []
         for left, expr, why, verdict in rows:
             right = "" if expr is None else "= " + _tex(expr)
-            note = rf"\text{{{why}}}" if why else ""
+            # Justifications in \small, as a textbook sets them, to leave room for the number.
+            note = _why_tex(why)
             # A check mark keeps the line short enough to leave room for the equation number;
             # the rarer numeric check is spelled out, because it is weaker than a proof.
             if verdict == "proved symbolically":
                 note += r"\ \checkmark"
             elif verdict:
                 note += rf"\ \text{{[{verdict}]}}"
-            body.append(rf"{left} &{right} && {note}")
+            body.append(rf"{left} &{right} && {{\small {note}}}" if note else rf"{left} &{right}")
         return "\\begin{aligned}\n" + " \\\\\n".join(body) + "\n\\end{aligned}"
 
     def _repr_latex_(self) -> str:
@@ -310,10 +312,28 @@ class Derivation:
         return "\n".join(lines) if lines else name
 
 
+class _BookLatexPrinter(LatexPrinter):
+    """Prints sums the way a textbook writes them.
+
+    A sum made with :func:`lossgrad.symbolic.as_written` keeps its author's order, so that a
+    definition reads as it was written; any other sum is printed in reverse lexicographic
+    order, which gives ``sigma(u) - p`` where sympy's default gives ``-p + sigma(u)``.
+    """
+
+    def _print_Add(self, expr: sp.Add, order: str | None = None) -> str:
+        return super()._print_Add(expr, order="none" if expr in AS_WRITTEN else order)
+
+
 def _tex(expr: sp.Expr) -> str:
-    # Reverse lexicographic order prints sigma(u) - p and softplus(u) - p u, the way a textbook
-    # writes them, where sympy's default would print -p + sigma(u).
-    return sp.latex(expr, order="rev-lex")
+    return _BookLatexPrinter({"order": "rev-lex"}).doprint(expr)
+
+
+def _why_tex(why: str) -> str:
+    """A justification as LaTeX: plain text, with math between dollar signs."""
+    pieces = why.split("$")
+    return "".join(
+        piece if i % 2 else rf"\text{{{piece}}}" for i, piece in enumerate(pieces) if piece
+    )
 
 
 def _text(expr: sp.Expr) -> str:
@@ -340,6 +360,6 @@ def identity(
     >>> from lossgrad.symbolic import sigmoid, u
     >>> d = identity(sigmoid(u) * (1 - sigmoid(u)), sigmoid(u) * sigmoid(-u), "symmetry")
     >>> print(d)
-    sigma(u)*(1 - sigma(u)) = sigma(u)*sigma(-u)    [symmetry; proved symbolically]
+    (1 - sigma(u))*sigma(u) = sigma(-u)*sigma(u)    [symmetry; proved symbolically]
     """
     return Derivation(lhs, why="", **options).step(rhs, why)

@@ -14,7 +14,9 @@ import sympy as sp
 
 __all__ = [
     "DEFINITIONS",
+    "as_written",
     "bce_loss",
+    "binary_cross_entropy",
     "binary_entropy",
     "binary_kl",
     "logit",
@@ -77,6 +79,46 @@ def unfold(expr: sp.Expr) -> sp.Expr:
     return expr.doit()
 
 
+#: Sums to be printed in the order their author wrote them (see :func:`as_written`).
+AS_WRITTEN: set[sp.Expr] = set()
+
+
+def as_written(*terms: sp.Expr) -> sp.Expr:
+    """A sum that keeps, and prints in, the order of its terms.
+
+    Examples
+    --------
+    >>> from lossgrad.symbolic import as_written, p, sigmoid, u
+    >>> as_written(-p, sigmoid(u)) in AS_WRITTEN
+    True
+    """
+    total = sp.Add(*terms, evaluate=False)
+    AS_WRITTEN.add(total)
+    return total
+
+
+def _minus(*factors: sp.Expr) -> sp.Expr:
+    # -(1 - p)·x, kept as written: sympy would otherwise distribute the sign into (p - 1)·x.
+    return sp.Mul(sp.Integer(-1), *factors, evaluate=False)
+
+
+def binary_cross_entropy(prediction: sp.Expr, target: sp.Expr = p) -> sp.Expr:
+    r"""Cross-entropy of Bernoulli(target) against Bernoulli(prediction), by definition.
+
+    .. math::
+
+        \ell(s) = -p \log s - (1 - p) \log(1 - s)
+
+    Examples
+    --------
+    >>> import sympy as sp
+    >>> from lossgrad.symbolic import binary_cross_entropy
+    >>> binary_cross_entropy(sp.Symbol("s"))
+    -p*log(s) - (1 - p)*log(1 - s)
+    """
+    return as_written(-target * sp.log(prediction), _minus(1 - target, sp.log(1 - prediction)))
+
+
 def bce_loss(logit_value: sp.Expr = u, target: sp.Expr = p) -> sp.Expr:
     """Binary cross-entropy of a target probability against :math:`\\sigma(u)`, by definition.
 
@@ -92,8 +134,7 @@ def bce_loss(logit_value: sp.Expr = u, target: sp.Expr = p) -> sp.Expr:
     >>> bce_loss()
     -p*log(sigma(u)) - (1 - p)*log(1 - sigma(u))
     """
-    s = sigmoid(logit_value)
-    return -target * sp.log(s) - (1 - target) * sp.log(1 - s)
+    return binary_cross_entropy(sigmoid(logit_value), target)
 
 
 def binary_entropy(target: sp.Expr = p) -> sp.Expr:
@@ -105,7 +146,7 @@ def binary_entropy(target: sp.Expr = p) -> sp.Expr:
     >>> binary_entropy()
     -p*log(p) - (1 - p)*log(1 - p)
     """
-    return -target * sp.log(target) - (1 - target) * sp.log(1 - target)
+    return as_written(-target * sp.log(target), _minus(1 - target, sp.log(1 - target)))
 
 
 def binary_kl(target: sp.Expr, prediction: sp.Expr) -> sp.Expr:
@@ -121,6 +162,7 @@ def binary_kl(target: sp.Expr, prediction: sp.Expr) -> sp.Expr:
     >>> binary_kl(p, sigmoid(u))
     p*log(p/sigma(u)) + (1 - p)*log((1 - p)/(1 - sigma(u)))
     """
-    return target * sp.log(target / prediction) + (1 - target) * sp.log(
-        (1 - target) / (1 - prediction)
+    return as_written(
+        target * sp.log(target / prediction),
+        (1 - target) * sp.log((1 - target) / (1 - prediction)),
     )
