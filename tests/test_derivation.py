@@ -93,3 +93,12 @@ def test_renders_for_jupyter_and_as_plain_text():
 def test_rejects_a_useless_number_of_points():
     with pytest.raises(ValueError, match="points"):
         Derivation(u, points=0)
+
+
+def test_hidden_start_is_still_what_the_first_step_is_checked_against():
+    d = Derivation(bce_loss(), lhs="L(u)", show_start=False).step(softplus(u) - p * u, "simplify")
+    assert d.latex().splitlines()[1].startswith("L(u) &= \\operatorname{softplus}")
+    with pytest.raises(InvalidStepError):
+        Derivation(bce_loss(), lhs="L(u)", show_start=False).step(softplus(u) + p * u, "wrong")
+    with pytest.raises(ValueError, match="lhs"):
+        Derivation(bce_loss(), show_start=False)

@@ -157,6 +157,10 @@ class Derivation:
     lhs : str, optional
         LaTeX for a name of the quantity, shown once at the left (for example ``"L(u)"``).
         It is a label only and is not checked.
+    show_start : bool, default True
+        With ``lhs``, whether to display the start expression. ``False`` opens the display
+        with ``lhs`` equal to the first step, for a start that is long to print (such as a
+        definition written out); the first step is still checked against the start.
     why : str, default "definition"
         The justification shown beside the first line.
     domains : mapping of sympy.Symbol to (low, high), optional
@@ -197,6 +201,7 @@ class Derivation:
         start: sp.Expr,
         *,
         lhs: str | None = None,
+        show_start: bool = True,
         why: str = "definition",
         domains: Mapping[sp.Symbol, tuple[float, float]] | None = None,
         points: int = 50,
@@ -205,7 +210,10 @@ class Derivation:
     ) -> None:
         if points < 1:
             raise ValueError(f"points must be at least 1, got {points}")
+        if not show_start and lhs is None:
+            raise ValueError("show_start=False needs an lhs to stand for the start")
         self.lhs = lhs
+        self.show_start = show_start
         self.domains = {**DEFAULT_DOMAINS, **(domains or {})}
         self.points = points
         self.digits = digits
@@ -275,11 +283,12 @@ class Derivation:
         """The derivation as an ``aligned`` LaTeX block with a justification on each line."""
         rows = []
         first, *rest = self._steps
-        if self.lhs is not None:
+        if self.lhs is not None and self.show_start:
             rows.append((self.lhs, first.expr, first.why, first.verdict))
             lines = rest
         else:
-            rows.append((_tex(first.expr), rest[0].expr if rest else None, *_notes(rest)))
+            left = self.lhs if self.lhs is not None else _tex(first.expr)
+            rows.append((left, rest[0].expr if rest else None, *_notes(rest)))
             lines = rest[1:]
         for s in lines:
             rows.append(("", s.expr, s.why, s.verdict))
@@ -304,7 +313,7 @@ class Derivation:
         lines = []
         name = self.lhs if self.lhs is not None else _text(self._steps[0].expr)
         for i, s in enumerate(self._steps):
-            if self.lhs is None and i == 0:
+            if i == 0 and (self.lhs is None or not self.show_start):
                 continue
             prefix = name if not lines else " " * len(name)
             reason = "; ".join(part for part in (s.why, s.verdict) if part)
