@@ -260,9 +260,9 @@ class Derivation:
             left, right = check.worst_values
             raise InvalidStepError(
                 f'step {index} ("{why}") does not follow from the line before it.\n'
-                f"  before:      {before}\n"
-                f"  claimed:     {expr}\n"
-                f"  difference:  {sp.simplify(unfolded_before - unfolded_after)}\n"
+                f"  before:      {_text(before)}\n"
+                f"  claimed:     {_text(expr)}\n"
+                f"  difference:  {_text(sp.simplify(unfolded_before - unfolded_after))}\n"
                 f"  counterexample: {_format_point(check.worst)}: before = "
                 f"{mpmath.nstr(left, 12)}, claimed = {mpmath.nstr(right, 12)}"
             )
