@@ -102,3 +102,51 @@ def test_hidden_start_is_still_what_the_first_step_is_checked_against():
         Derivation(bce_loss(), lhs="L(u)", show_start=False).step(softplus(u) + p * u, "wrong")
     with pytest.raises(ValueError, match="lhs"):
         Derivation(bce_loss(), show_start=False)
+
+
+# Softmax: explicit K, matrices, and a general K with indexed symbols.
+from lossgrad.symbolic import (  # noqa: E402
+    INDEX_RANGES,
+    i,
+    j,
+    logits,
+    softmax,
+    softmax_component,
+    z,
+)
+
+
+def test_matrix_steps_are_checked_entry_by_entry():
+    zs = logits(3)
+    s = softmax(zs)
+    jacobian = sp.Matrix(3, 3, lambda a, b: sp.Derivative(s[a], zs[b]))
+    right = sp.diag(*s) - sp.Matrix(s) * sp.Matrix(s).T
+    assert Derivation(jacobian).step(right, "Jacobian").steps[-1].method == "symbolic"
+    wrong = right.copy()
+    wrong[0, 1] = -wrong[0, 1]  # one sign flipped in one entry
+    with pytest.raises(InvalidStepError, match="differ most"):
+        Derivation(jacobian).step(wrong, "one wrong entry")
+    with pytest.raises(InvalidStepError, match="shapes differ"):
+        Derivation(jacobian).step(sp.Matrix(s), "a vector")
+
+
+def test_general_k_proved_with_index_ranges():
+    jacobian = sp.Derivative(softmax_component(i), z[j])
+    right = softmax_component(i) * (sp.KroneckerDelta(i, j) - softmax_component(j))
+    d = Derivation(jacobian, conditions=INDEX_RANGES).step(right, "Jacobian entry")
+    assert d.steps[-1].method == "symbolic"
+
+
+def test_general_k_without_a_proof_is_checked_at_small_k_and_labelled_so():
+    jacobian = sp.Derivative(softmax_component(i), z[j])
+    right = softmax_component(i) * (sp.KroneckerDelta(i, j) - softmax_component(j))
+    step = Derivation(jacobian).step(right, "no index ranges given").steps[-1]
+    assert step.verdict == "checked numerically at 50 points for K = 2, 3, 4"
+
+
+def test_general_k_false_claim_gives_the_failing_instance():
+    jacobian = sp.Derivative(softmax_component(i), z[j])
+    with pytest.raises(InvalidStepError, match=r"counterexample: K = \d, i = \d, j = \d; z_1 = "):
+        Derivation(jacobian, conditions=INDEX_RANGES).step(
+            softmax_component(i) * (1 - softmax_component(j)), "forgot the delta"
+        )

@@ -13,15 +13,16 @@ Every derivation in the book is written with this module (chapters 2 and 3 onwar
 
 from __future__ import annotations
 
+import itertools
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import mpmath
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
-from lossgrad.symbolic import AS_WRITTEN, p, q, u, unfold
+from lossgrad.symbolic import AS_WRITTEN, SHORT_NAMES, K, p, q, u, unfold
 
 __all__ = ["DEFAULT_DOMAINS", "Derivation", "InvalidStepError", "Step", "identity"]
 
@@ -63,12 +64,16 @@ class Step:
         ``"numeric"`` when it was checked at ``points`` random points.
     points : int
         How many points the numeric check used (0 for a symbolic proof).
+    instances : bool
+        Whether a statement for a general :math:`K` was checked numerically at
+        :math:`K = 2, 3, 4` and every value of its free indices.
     """
 
     expr: sp.Expr
     why: str
     method: str
     points: int = 0
+    instances: bool = False
 
     @property
     def verdict(self) -> str:
@@ -76,7 +81,8 @@ class Step:
         if self.method == "symbolic":
             return "proved symbolically"
         if self.method == "numeric":
-            return f"checked numerically at {self.points} points"
+            where = " for K = 2, 3, 4" if self.instances else ""
+            return f"checked numerically at {self.points} points{where}"
         return ""
 
 
@@ -92,7 +98,10 @@ def _domain_of(
     return (-10.0, 10.0)
 
 
-def _is_zero_symbolically(difference: sp.Expr) -> bool:
+def _is_zero_symbolically(difference: sp.Expr, conditions: Mapping[sp.Basic, bool]) -> bool:
+    # A sum over a Kronecker delta evaluates to a Piecewise whose condition is that the free
+    # index lies in range; the derivation's conditions settle it.
+    difference = difference.doit().subs(conditions) if conditions else difference
     for _name, strategy in _STRATEGIES:
         try:
             if strategy(difference) == 0:
@@ -109,22 +118,26 @@ class _NumericCheck:
     worst: dict[sp.Symbol, mpmath.mpf] | None
     worst_values: tuple[object, object] | None
     worst_gap: object
+    worst_pair: int = 0
 
 
 def _numeric_check(
-    before: sp.Expr,
-    after: sp.Expr,
+    pairs: list[tuple[sp.Expr, sp.Expr]],
     domains: Mapping[sp.Symbol, tuple[float, float]],
     points: int,
     seed: int,
     digits: int,
 ) -> _NumericCheck:
-    """Compare two expressions at random points with mpmath at ``digits`` digits."""
-    symbols = sorted(before.free_symbols | after.free_symbols, key=lambda s: s.name)
-    f = sp.lambdify(symbols, before, modules="mpmath")
-    g = sp.lambdify(symbols, after, modules="mpmath")
+    """Compare pairs of expressions at random points with mpmath at ``digits`` digits."""
+    symbols = sorted(
+        set().union(*(a.free_symbols | b.free_symbols for a, b in pairs)), key=lambda s: s.name
+    )
+    functions = [
+        (sp.lambdify(symbols, a, modules="mpmath"), sp.lambdify(symbols, b, modules="mpmath"))
+        for a, b in pairs
+    ]
     rng = random.Random(seed)
-    worst, worst_values, worst_gap = None, None, mpmath.mpf(-1)
+    worst, worst_values, worst_gap, worst_pair = None, None, mpmath.mpf(-1), 0
     with mpmath.workdps(digits):
         tolerance = mpmath.mpf(10) ** (15 - digits)
         for _ in range(points):
@@ -136,11 +149,54 @@ def _numeric_check(
                     rng.uniform(1e-6, 1 - 1e-6)
                 )
             args = [point[s] for s in symbols]
-            a, b = f(*args), g(*args)
-            gap = abs(a - b) / max(1, abs(a), abs(b))
-            if gap > worst_gap:
-                worst, worst_values, worst_gap = point, (a, b), gap
-    return _NumericCheck(bool(worst_gap <= tolerance), points, worst, worst_values, worst_gap)
+            for n, (f, g) in enumerate(functions):
+                a, b = f(*args), g(*args)
+                gap = abs(a - b) / max(1, abs(a), abs(b))
+                if gap > worst_gap:
+                    worst, worst_values, worst_gap, worst_pair = point, (a, b), gap, n
+    return _NumericCheck(
+        bool(worst_gap <= tolerance), points, worst, worst_values, worst_gap, worst_pair
+    )
+
+
+def _entries(
+    before: sp.Expr | sp.MatrixBase, after: sp.Expr | sp.MatrixBase, index: int
+) -> list[tuple[sp.Expr, sp.Expr]]:
+    """The pairs of scalars to compare: one, or one per matrix entry."""
+    matrices = isinstance(before, sp.MatrixBase), isinstance(after, sp.MatrixBase)
+    if not any(matrices):
+        return [(before, after)]
+    if not all(matrices) or before.shape != after.shape:
+        shapes = [getattr(e, "shape", "a scalar") for e in (before, after)]
+        raise InvalidStepError(f"step {index}: shapes differ, {shapes[0]} then {shapes[1]}")
+    return list(zip(before, after, strict=True))
+
+
+def _instances(
+    pairs: list[tuple[sp.Expr, sp.Expr]],
+) -> tuple[list[tuple[sp.Expr, sp.Expr]], list[str]]:
+    """Each pair with K = 2, 3, 4, its free indices set every way, and z[n] made a symbol z_n."""
+    indices = sorted(
+        {s for a, b in pairs for s in (a.free_symbols | b.free_symbols) if s.is_integer} - {K},
+        key=lambda s: s.name,
+    )
+
+    def concrete(e: sp.Expr, values: dict[sp.Symbol, int]) -> sp.Expr:
+        e = e.subs(values).doit()
+        return e.replace(
+            lambda x: isinstance(x, sp.Indexed),
+            lambda x: sp.Symbol(f"{x.base}_{x.indices[0]}", real=True),
+        )
+
+    result, labels = [], []
+    for size in (2, 3, 4):
+        for values in itertools.product(range(1, size + 1), repeat=len(indices)):
+            assignment = {K: size, **dict(zip(indices, values, strict=True))}
+            label = ", ".join(f"{s} = {v}" for s, v in assignment.items())
+            for a, b in pairs:
+                result.append((concrete(a, assignment), concrete(b, assignment)))
+                labels.append(f"{label}; ")
+    return result, labels
 
 
 def _format_point(point: Mapping[sp.Symbol, object]) -> str:
@@ -172,6 +228,12 @@ class Derivation:
         Working precision of the numeric fallback, in significant decimal digits.
     seed : int, default 0
         Seed for the numeric test points, so that every run checks the same points.
+    conditions : iterable of sympy relations, optional
+        Facts taken as true, such as ``K >= j`` for an index ``j`` that lies in 1..K
+        (:data:`lossgrad.symbolic.INDEX_RANGES`); substituted into the conditions of a
+        ``Piecewise``, which is how sympy asks about them.
+
+    Expressions may also be sympy matrices, compared entry by entry.
 
     Notes
     -----
@@ -207,6 +269,7 @@ class Derivation:
         points: int = 50,
         digits: int = 50,
         seed: int = 0,
+        conditions: Iterable[sp.Basic] = (),
     ) -> None:
         if points < 1:
             raise ValueError(f"points must be at least 1, got {points}")
@@ -218,6 +281,7 @@ class Derivation:
         self.points = points
         self.digits = digits
         self.seed = seed
+        self.conditions = {condition: True for condition in conditions}
         self._steps = [Step(sp.sympify(start), why, "start")]
 
     @property
@@ -245,12 +309,17 @@ class Derivation:
         before = self._steps[-1].expr
         index = len(self._steps)
         unfolded_before, unfolded_after = unfold(before), unfold(expr)
-        if _is_zero_symbolically(unfolded_before - unfolded_after):
+        pairs = _entries(unfolded_before, unfolded_after, index)
+        if all(_is_zero_symbolically(a - b, self.conditions) for a, b in pairs):
             self._steps.append(Step(expr, why, "symbolic"))
             return self
+        labels = [""] * len(pairs)
+        general = any(a.has(sp.Indexed, sp.Sum) or b.has(sp.Indexed, sp.Sum) for a, b in pairs)
+        if general:
+            # A statement for every K is checked for K = 2, 3, 4 and every value of its indices.
+            pairs, labels = _instances(pairs)
         check = _numeric_check(
-            unfolded_before,
-            unfolded_after,
+            pairs,
             self.domains,
             self.points,
             self.seed + index,
@@ -258,15 +327,19 @@ class Derivation:
         )
         if not check.agree:
             left, right = check.worst_values
+            worst_before, worst_after = pairs[check.worst_pair]
+            used = worst_before.free_symbols | worst_after.free_symbols
+            point = {s: v for s, v in check.worst.items() if s in used}
             raise InvalidStepError(
                 f'step {index} ("{why}") does not follow from the line before it.\n'
                 f"  before:      {_text(before)}\n"
                 f"  claimed:     {_text(expr)}\n"
-                f"  difference:  {_text(sp.simplify(unfolded_before - unfolded_after))}\n"
-                f"  counterexample: {_format_point(check.worst)}: before = "
+                f"  difference:  {_text(sp.simplify(worst_before - worst_after))}"
+                f"{' (the entry where the two sides differ most)' if len(pairs) > 1 else ''}\n"
+                f"  counterexample: {labels[check.worst_pair]}{_format_point(point)}: before = "
                 f"{mpmath.nstr(left, 12)}, claimed = {mpmath.nstr(right, 12)}"
             )
-        self._steps.append(Step(expr, why, "numeric", check.points))
+        self._steps.append(Step(expr, why, "numeric", check.points, general))
         return self
 
     def summary(self) -> str:
@@ -331,6 +404,12 @@ class _BookLatexPrinter(LatexPrinter):
 
     def _print_Add(self, expr: sp.Add, order: str | None = None) -> str:
         return super()._print_Add(expr, order="none" if expr in AS_WRITTEN else order)
+
+    def _print_Function(self, expr: sp.Function, exp: str | None = None) -> str:
+        if expr.func in SHORT_NAMES:
+            base = rf"{expr.func.__name__}_{{{self._print(expr.args[0])}}}"
+            return base if exp is None else rf"{base}^{{{exp}}}"
+        return super()._print_Function(expr, exp)
 
 
 def _tex(expr: sp.Expr) -> str:
