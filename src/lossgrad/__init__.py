@@ -10,8 +10,13 @@ from lossgrad.numerics import (
     bce_with_logits,
     bce_with_logits_grad,
     log_sigmoid,
+    log_softmax,
     logit,
+    logsumexp,
     sigmoid,
+    softmax,
+    softmax_cross_entropy,
+    softmax_cross_entropy_grad,
     softplus,
 )
 
@@ -19,8 +24,13 @@ __all__ = [
     "bce_with_logits",
     "bce_with_logits_grad",
     "log_sigmoid",
+    "log_softmax",
     "logit",
+    "logsumexp",
     "sigmoid",
+    "softmax",
+    "softmax_cross_entropy",
+    "softmax_cross_entropy_grad",
     "softplus",
 ]
 __version__ = "0.1.0"

@@ -309,3 +309,234 @@ def bce_with_logits_grad(
     if reduction == "mean":
         grad = grad / u.dtype.type(u.size)
     return grad
+
+
+# Softmax cross-entropy (chapters 4 to 6). Classes lie along the last axis.
+
+
+def _logits_along_classes(logits: ArrayLike) -> NDArray[np.floating]:
+    z = _float_array(logits, "logits")
+    if z.ndim == 0 or z.shape[-1] == 0:
+        raise ValueError(f"logits need a non-empty class axis (the last); got shape {z.shape}")
+    return z
+
+
+def _shifted(z: NDArray[np.floating]) -> tuple[NDArray, NDArray, NDArray]:
+    """The row maxima, exp(z - max), and the sum of exp(z - max) over all but one maximum.
+
+    Leaving one maximum's term (exactly 1) out of the sum lets ``log1p`` keep the small
+    contribution of the other classes when one logit dominates.
+    """
+    top = np.max(z, axis=-1, keepdims=True)
+    # z - top can only overflow towards -inf (logits 1e308 apart), where exp gives exactly 0.
+    with np.errstate(over="ignore"):
+        e = np.exp(z - top)
+    first = np.argmax(z, axis=-1)[..., None]
+    mask = np.ones_like(e, dtype=bool)
+    np.put_along_axis(mask, first, False, axis=-1)
+    others = np.sum(e, axis=-1, keepdims=True, where=mask)
+    return top, e, others
+
+
+def logsumexp(logits: ArrayLike) -> NDArray[np.floating]:
+    r"""Log-sum-exp over the last axis, :math:`\log \sum_k e^{z_k}`, without overflow.
+
+    .. math::
+
+        \operatorname{logsumexp}(z) = m + \operatorname{log1p}\Bigl(\sum_{k \ne k^\ast}
+        e^{z_k - m}\Bigr), \qquad m = z_{k^\ast} = \max_k z_k
+
+    Every exponential has a non-positive argument, and ``log1p`` keeps the other classes'
+    contribution when one logit dominates. Derived in chapter 4, "Softmax and its Jacobian".
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lossgrad import logsumexp
+    >>> logsumexp(np.array([1000.0, 0.0, -40.0]))
+    array(1000.)
+    >>> float(logsumexp(np.array([0.0, -40.0])))
+    4.248354255291589e-18
+    """
+    z = _logits_along_classes(logits)
+    top, _, others = _shifted(z)
+    return (top + np.log1p(others))[..., 0]
+
+
+def log_softmax(logits: ArrayLike) -> NDArray[np.floating]:
+    r"""Logarithm of the softmax over the last axis, :math:`z_i - \operatorname{logsumexp}(z)`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lossgrad import log_softmax
+    >>> log_softmax(np.array([30.0, 0.0]))
+    array([-9.35762297e-14, -3.00000000e+01])
+    """
+    z = _logits_along_classes(logits)
+    top, _, others = _shifted(z)
+    # A gap beyond the float range is a log-probability below -1.8e308: -inf is its rounding.
+    with np.errstate(over="ignore"):
+        return (z - top) - np.log1p(others)
+
+
+def softmax(logits: ArrayLike) -> NDArray[np.floating]:
+    r"""Softmax over the last axis, :math:`s_i = e^{z_i} / \sum_k e^{z_k}`, without overflow.
+
+    Computed as :math:`e^{z_i - m} / \sum_k e^{z_k - m}` with :math:`m = \max_k z_k`, which
+    leaves the result unchanged (chapter 4 proves the shift invariance) and keeps every
+    exponential at most 1.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lossgrad import softmax
+    >>> softmax(np.array([1000.0, 1000.0, 0.0]))
+    array([0.5, 0.5, 0. ])
+    """
+    z = _logits_along_classes(logits)
+    _, e, others = _shifted(z)
+    return e / (1 + others)
+
+
+def _class_targets(
+    targets: ArrayLike, z: NDArray[np.floating], label_smoothing: float
+) -> NDArray[np.floating]:
+    """Targets as probability rows: integer class indices become one-hot rows."""
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"label_smoothing must lie in [0, 1], got {label_smoothing!r}")
+    t = np.asarray(targets)
+    classes = z.shape[-1]
+    if np.issubdtype(t.dtype, np.integer):
+        if t.shape != z.shape[:-1]:
+            raise ValueError(
+                f"class-index targets need shape {z.shape[:-1]} (logits without the class axis), "
+                f"got {t.shape}"
+            )
+        if t.size and (t.min() < 0 or t.max() >= classes):
+            raise ValueError(f"class-index targets must lie in 0..{classes - 1}")
+        y = np.zeros_like(z)
+        np.put_along_axis(y, t[..., None], 1.0, axis=-1)
+    else:
+        y = _probabilities(t, "targets")
+        if y.shape != z.shape:
+            raise ValueError(
+                f"probability targets need the shape of logits, {z.shape}; got {y.shape}"
+            )
+        y = y.astype(np.result_type(z, y), copy=False)
+    if label_smoothing:
+        y = (1 - label_smoothing) * y + label_smoothing / classes
+    return y
+
+
+def softmax_cross_entropy(
+    logits: ArrayLike,
+    targets: ArrayLike,
+    *,
+    label_smoothing: float = 0.0,
+    reduction: Reduction = "mean",
+) -> NDArray[np.floating]:
+    r"""Cross-entropy of targets against the softmax of logits, over the last axis.
+
+    .. math::
+
+        L(z) = -\sum_k y_k \log s_k(z) = \Bigl(\sum_k y_k\Bigr)\operatorname{logsumexp}(z)
+        - \sum_k y_k z_k
+
+    Parameters
+    ----------
+    logits : array_like of float, shape (..., K)
+        Logits, classes along the last axis.
+    targets : array_like
+        Either probabilities of the same shape as ``logits`` (soft labels allowed), or integer
+        class indices in 0..K-1 of shape ``logits.shape[:-1]``.
+    label_smoothing : float, default 0
+        :math:`\varepsilon`: the targets become :math:`(1-\varepsilon)\,y + \varepsilon/K`, as in
+        PyTorch's ``cross_entropy``.
+    reduction : {"none", "mean", "sum"}, default "mean"
+        Over the rows (every axis but the last), as in PyTorch.
+
+    Returns
+    -------
+    ndarray
+        The loss in nats: shape ``logits.shape[:-1]`` for ``"none"``, a scalar otherwise.
+
+    Raises
+    ------
+    TypeError
+        If ``logits`` is not a floating-point array.
+    ValueError
+        If shapes do not match, a probability lies outside [0, 1], a class index is out of
+        range, ``label_smoothing`` lies outside [0, 1], or ``reduction="mean"`` meets no rows.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lossgrad import softmax_cross_entropy
+    >>> float(softmax_cross_entropy(np.array([[30.0, 0.0, 0.0]]), np.array([0])))
+    1.8715245937678598e-13
+    """
+    _check_reduction(reduction)
+    z = _logits_along_classes(logits)
+    y = _class_targets(targets, z, label_smoothing)
+    if reduction == "mean" and z[..., 0].size == 0:
+        raise ValueError('logits has no rows, so reduction="mean" is undefined')
+    # -sum y log s with an accurate log_softmax: every term is non-negative, so nothing cancels.
+    losses = -np.sum(y * log_softmax(z), axis=-1)
+    return _reduce(losses, reduction)
+
+
+def softmax_cross_entropy_grad(
+    logits: ArrayLike,
+    targets: ArrayLike,
+    *,
+    label_smoothing: float = 0.0,
+    reduction: Reduction = "mean",
+) -> NDArray[np.floating]:
+    r"""Gradient of :func:`softmax_cross_entropy` with respect to the logits.
+
+    .. math::
+
+        \frac{\partial L}{\partial z} = \Bigl(\sum_k y_k\Bigr) s - y,
+
+    which is :math:`s - y` when each target row sums to 1 (derived in chapter 5). For
+    ``"mean"`` it is divided by the number of rows. At the largest logit, :math:`s_{k^\ast}`
+    rounds to 1 when that logit dominates, and :math:`s_{k^\ast} - 1` would round to 0; the
+    gradient there is computed from the other classes' total instead,
+    :math:`1 - s_{k^\ast} = \sum_{k \ne k^\ast} e^{z_k - m} / \sum_k e^{z_k - m}`.
+
+    Parameters
+    ----------
+    logits, targets, label_smoothing, reduction
+        As for :func:`softmax_cross_entropy`.
+
+    Returns
+    -------
+    ndarray
+        Same shape as ``logits``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lossgrad import softmax_cross_entropy_grad
+    >>> softmax_cross_entropy_grad(np.array([[30.0, 0.0, 0.0]]), np.array([0]))
+    array([[-1.87152459e-13,  9.35762297e-14,  9.35762297e-14]])
+    """
+    _check_reduction(reduction)
+    z = _logits_along_classes(logits)
+    y = _class_targets(targets, z, label_smoothing)
+    rows = z[..., 0].size
+    if reduction == "mean" and rows == 0:
+        raise ValueError('logits has no rows, so reduction="mean" is undefined')
+    _, e, others = _shifted(z)
+    total = 1 + others
+    mass = np.sum(y, axis=-1, keepdims=True)
+    grad = mass * (e / total) - y
+    first = np.argmax(z, axis=-1)[..., None]
+    y_top = np.take_along_axis(y, first, axis=-1)
+    # (sum y) s* - y* = (sum y - y*) - (sum y)(1 - s*), with 1 - s* = others / total.
+    top = (mass - y_top) - mass * (others / total)
+    np.put_along_axis(grad, first, top, axis=-1)
+    if reduction == "mean":
+        grad = grad / z.dtype.type(rows)
+    return grad
