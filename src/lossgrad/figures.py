@@ -6,10 +6,26 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from lossgrad.numerics import bce_with_logits, bce_with_logits_grad, logit, sigmoid
-from lossgrad.plotstyle import PALETTE, use
+from lossgrad.descent import descent_path
+from lossgrad.numerics import (
+    bce_with_logits,
+    bce_with_logits_grad,
+    logit,
+    sigmoid,
+    softmax,
+    softmax_cross_entropy,
+    softmax_cross_entropy_grad,
+)
+from lossgrad.plotstyle import LINESTYLES, PALETTE, use
+from lossgrad.simplex import draw_simplex, to_ternary
 
-__all__ = ["bce_figure", "sigmoid_figure"]
+__all__ = [
+    "bce_figure",
+    "gradient_norm_figure",
+    "logit_plane_figure",
+    "sigmoid_figure",
+    "simplex_descent_figure",
+]
 
 
 def sigmoid_figure(limit: float = 8.0) -> Figure:
@@ -72,4 +88,126 @@ def bce_figure(targets: tuple[float, ...] = (0.1, 0.5, 0.9, 1.0), limit: float =
     left.set_ylim(0, 4)
     left.legend(loc="upper center")
     right.legend(loc="upper left")
+    return fig
+
+
+# Part II, chapter 7: seeing the gradients.
+
+_MAP = "viridis"  # perceptually uniform and readable with the common colour-vision deficiencies
+
+
+def _loss_and_gradient_on_plane(
+    target: np.ndarray, first: np.ndarray, second: np.ndarray, third: float | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Loss and gradient over a grid of (z_1, z_2), with z_3 fixed when there are 3 classes."""
+    columns = [first, second] if third is None else [first, second, np.full_like(first, third)]
+    z = np.stack(columns, axis=-1)
+    y = np.broadcast_to(target, z.shape)
+    return (
+        softmax_cross_entropy(z, y, reduction="none"),
+        softmax_cross_entropy_grad(z, y, reduction="none"),
+    )
+
+
+def logit_plane_figure(
+    targets: tuple[tuple[float, ...], ...], limit: float = 4.0, third: float | None = None
+) -> Figure:
+    """Loss contours and descent arrows over the plane of the first two logits.
+
+    With two classes the plane is :math:`(z_1, z_2)`; with three, :math:`z_3` is held at
+    ``third``. Arrows show :math:`-\\nabla L`, the direction gradient descent moves.
+
+    Examples
+    --------
+    >>> from lossgrad.figures import logit_plane_figure
+    >>> fig = logit_plane_figure(((1.0, 0.0), (0.7, 0.3)))
+    >>> [ax.get_xlabel() for ax in fig.axes[:2]]
+    ['logit $z_1$', 'logit $z_1$']
+    """
+    use()
+    fine = np.linspace(-limit, limit, 201)
+    coarse = np.linspace(-limit, limit, 13)
+    fig, axes = plt.subplots(1, len(targets), sharey=True, figsize=(4.2 * len(targets), 3.9))
+    for ax, target in zip(np.atleast_1d(axes), targets, strict=True):
+        y = np.array(target)
+        first, second = np.meshgrid(fine, fine)
+        loss, _ = _loss_and_gradient_on_plane(y, first, second, third)
+        filled = ax.contourf(first, second, loss, levels=14, cmap=_MAP)
+        ax.contour(first, second, loss, levels=14, colors="white", linewidths=0.4)
+        first, second = np.meshgrid(coarse, coarse)
+        _, grad = _loss_and_gradient_on_plane(y, first, second, third)
+        ax.quiver(first, second, -grad[..., 0], -grad[..., 1], color="white", angles="xy",
+                  scale_units="xy", scale=0.9, width=0.006)
+        if np.all(y > 0):
+            # The minimiser: z_k - z_K = log y_k - log y_K, a line for two classes.
+            if len(y) == 2:
+                offset = np.log(y[0] / y[1])
+                ax.plot(fine, fine - offset, color=PALETTE["orange"], linestyle="--",
+                        label=r"minimum: $z_1 - z_2 = \log\frac{y_1}{y_2}$")
+            else:
+                point = np.log(y[:2] / y[2]) + third
+                ax.plot(*point, "*", color=PALETTE["orange"], markersize=14,
+                        markeredgecolor="black", label="minimum")
+            ax.legend(loc="lower right", framealpha=0.9, frameon=True)
+        names = ", ".join(f"{v:g}" for v in y)
+        ax.set(xlabel="logit $z_1$", title=f"target $y = ({names})$", xlim=(-limit, limit),
+               ylim=(-limit, limit), aspect="equal")
+        ax.grid(False)
+    np.atleast_1d(axes)[0].set_ylabel("logit $z_2$")
+    fig.colorbar(filled, ax=axes, label="loss (nats)", shrink=0.85)
+    return fig
+
+
+def simplex_descent_figure(
+    targets: tuple[tuple[float, float, float], ...] = ((1.0, 0.0, 0.0), (0.6, 0.3, 0.1)),
+    starts: tuple[tuple[float, float, float], ...] = ((0, 0, 0), (0, 3, 0), (0, 0, 3), (-2, 2, 1)),
+    iterations: int = 60,
+) -> Figure:
+    """Gradient-descent paths of the predicted distribution, drawn on the probability simplex.
+
+    Examples
+    --------
+    >>> from lossgrad.figures import simplex_descent_figure
+    >>> len(simplex_descent_figure().axes)
+    2
+    """
+    use()
+    fig, axes = plt.subplots(1, len(targets), figsize=(4.4 * len(targets), 4.0))
+    colours = list(PALETTE.values())
+    for ax, target in zip(np.atleast_1d(axes), targets, strict=True):
+        draw_simplex(ax)
+        y = np.array(target)
+        for n, start in enumerate(starts):
+            path = descent_path(np.array(start, dtype=float), y, step=1.0, iterations=iterations)
+            xy = to_ternary(softmax(path))
+            ax.plot(xy[:, 0], xy[:, 1], color=colours[n], linestyle=LINESTYLES[n], linewidth=1.6,
+                    marker=".", markersize=3, label=f"start $z = {tuple(int(v) for v in start)}$")
+            ax.plot(*xy[0], "o", color=colours[n])
+        ax.plot(*to_ternary(y), "*", color="black", markersize=14, label="target $y$")
+        names = ", ".join(f"{v:g}" for v in y)
+        ax.set_title(f"target $y = ({names})$, {iterations} steps")
+    np.atleast_1d(axes)[-1].legend(loc="upper left", bbox_to_anchor=(0.72, 1.0), fontsize=8)
+    return fig
+
+
+def gradient_norm_figure(iterations: int = 200) -> Figure:
+    """How the gradient's size, :math:`\\lVert s - y \\rVert`, shrinks along gradient descent.
+
+    Examples
+    --------
+    >>> from lossgrad.figures import gradient_norm_figure
+    >>> gradient_norm_figure().axes[0].get_yscale()
+    'log'
+    """
+    use()
+    fig, ax = plt.subplots(figsize=(6.0, 3.4))
+    for target in ((1.0, 0.0, 0.0), (0.6, 0.3, 0.1)):
+        y = np.array(target)
+        path = descent_path(np.zeros(3), y, step=1.0, iterations=iterations)
+        norms = np.linalg.norm(softmax(path) - y, axis=-1)
+        names = ", ".join(f"{v:g}" for v in y)
+        ax.plot(np.arange(iterations + 1), norms, label=f"target $y = ({names})$")
+    ax.set(yscale="log", xlabel="gradient-descent step $t$ (step size 1)",
+           ylabel=r"gradient norm $\|s - y\|_2$")
+    ax.legend()
     return fig
