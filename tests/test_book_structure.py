@@ -67,3 +67,13 @@ def test_every_glued_equation_is_labelled_and_every_label_is_glued():
         shown = set(re.findall(r"```\{glue:math\} (\S+)\n:label: (\S+)", prose))
         assert all(name == label for name, label in shown), path.name
         assert glued == {name for name, _ in shown}, path.name
+
+
+def test_code_never_hard_codes_an_equation_number():
+    # Numbers move when equations are added; prose links equations with {eq}`label` instead.
+    number = re.compile(r"""["'][^"'\n]*\(\d+\.\d+\)[^"'\n]*["']""")
+    for path in BOOK.glob("*.ipynb"):
+        for cell in json.loads(path.read_text())["cells"]:
+            if cell["cell_type"] == "code":
+                found = number.findall("".join(cell["source"]))
+                assert not found, f"{path.name}: equation number in code: {found}"

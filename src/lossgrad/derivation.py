@@ -405,6 +405,17 @@ class _BookLatexPrinter(LatexPrinter):
     def _print_Add(self, expr: sp.Add, order: str | None = None) -> str:
         return super()._print_Add(expr, order="none" if expr in AS_WRITTEN else order)
 
+    def _print_Derivative(self, expr: sp.Derivative) -> str:
+        # s_i depends on every logit z_k, but sympy sees one indexed symbol and would print d/dz_j.
+        if not expr.has(sp.Indexed):
+            return super()._print_Derivative(expr)
+        saved = self._settings["diff_operator_latex"]
+        self._settings["diff_operator_latex"] = r"\partial"
+        try:
+            return super()._print_Derivative(expr)
+        finally:
+            self._settings["diff_operator_latex"] = saved
+
     def _print_Function(self, expr: sp.Function, exp: str | None = None) -> str:
         if expr.func in SHORT_NAMES:
             base = rf"{expr.func.__name__}_{{{self._print(expr.args[0])}}}"

@@ -258,4 +258,4 @@ def softmax_cross_entropy(values: list[sp.Expr], targets: list[sp.Expr]) -> sp.E
     -y_1*log(s(1, z_1, z_2)) - y_2*log(s(2, z_1, z_2))
     """
     s = softmax(values)
-    return as_written(*(-t * sp.log(c) for t, c in zip(targets, s, strict=True)))
+    return as_written(*(_minus(t, sp.log(c)) for t, c in zip(targets, s, strict=True)))
