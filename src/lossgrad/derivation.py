@@ -444,14 +444,15 @@ def _notes(rest: list[Step]) -> tuple[str, str]:
 
 
 def identity(
-    lhs: sp.Expr,
-    rhs: sp.Expr,
+    left: sp.Expr,
+    right: sp.Expr,
     why: str = "",
     **options: object,
 ) -> Derivation:
-    """Check a single equality ``lhs = rhs`` and return it as a one-step derivation.
+    """Check a single equality ``left = right`` and return it as a one-step derivation.
 
-    Keyword options are those of :class:`Derivation` (``domains``, ``points``, ...).
+    Keyword options are those of :class:`Derivation` (``domains``, ``points``, ``lhs`` with
+    ``show_start=False`` to show a short name in place of a long left side, ...).
 
     Examples
     --------
@@ -461,4 +462,4 @@ def identity(
     >>> print(d)
     (1 - sigma(u))*sigma(u) = sigma(-u)*sigma(u)    [symmetry; proved symbolically]
     """
-    return Derivation(lhs, why="", **options).step(rhs, why)
+    return Derivation(left, why="", **options).step(right, why)

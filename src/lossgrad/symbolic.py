@@ -116,6 +116,9 @@ def unfold(expr: sp.Expr) -> sp.Expr:
     >>> unfold(softplus(-u))
     log(1 + exp(-u))
     """
+    if isinstance(expr, sp.MatrixExpr) and not isinstance(expr, sp.MatrixBase):
+        # A product such as (y_1 + y_2 + y_3)·M, kept unevaluated for display.
+        expr = expr.as_explicit()
     if isinstance(expr, sp.MatrixBase):
         return expr.applyfunc(unfold)
     expr = sp.sympify(expr)
