@@ -69,7 +69,8 @@ def browser():
 
 def open_page(browser, url):
     """Load a page; return it with its console errors and any request to another host."""
-    page = browser.new_page()
+    # A common laptop width: the layout must fit displayed math at this size.
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
     errors, foreign = [], []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -101,6 +102,13 @@ def test_page_loads_offline_without_errors_and_typesets_its_math(browser, site_u
         assert "\\(" not in page.inner_text("main"), "raw TeX left on the page"
         if not path.endswith("bibliography.html"):
             assert page.locator("mjx-container").count() > 0, "no typeset math"
+        too_wide = page.evaluate(
+            """() => [...document.querySelectorAll('div.math')]
+                .filter(d => { const m = d.querySelector('mjx-container');
+                               return m && m.scrollWidth > m.clientWidth + 1; })
+                .map(d => d.id || d.textContent.slice(0, 60))"""
+        )
+        assert not too_wide, f"displayed math wider than the page at 1280 px: {too_wide}"
     finally:
         page.close()
 
