@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from lossgrad.numerics import softmax_cross_entropy_grad
+from lossgrad.losses import softmax_cross_entropy_grad
 
 __all__ = ["descent_path"]
 

@@ -7,15 +7,13 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from lossgrad.descent import descent_path
-from lossgrad.numerics import (
+from lossgrad.losses import (
     bce_with_logits,
     bce_with_logits_grad,
-    logit,
-    sigmoid,
-    softmax,
     softmax_cross_entropy,
     softmax_cross_entropy_grad,
 )
+from lossgrad.numerics import logit, sigmoid, softmax
 from lossgrad.plotstyle import LINESTYLES, PALETTE, use
 from lossgrad.simplex import draw_simplex, to_ternary
 
