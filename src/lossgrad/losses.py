@@ -38,6 +38,8 @@ _REDUCTIONS = ("none", "mean", "sum")
 #: Elements per block: large enough to amortise numpy's per-call cost, small enough that a
 #: block's temporaries stay in cache.
 _BLOCK = 16384
+#: Elements per block of rows for softmax cross-entropy, whose per-block work has more calls.
+_CE_BLOCK = 32768
 
 
 def _check_reduction(reduction: str) -> None:
@@ -385,7 +387,10 @@ def _ce_targets(
 def _ce_rows(
     z: NDArray, t: NDArray, loss: bool, grad: bool
 ) -> tuple[NDArray | None, NDArray | None]:
-    """Loss per row and gradient for a block of rows, in float64, with effective targets t >= 0.
+    """Loss per row and gradient for a block of rows, in float64.
+
+    ``t`` is the matrix of effective targets t >= 0 (class-index targets without weights or
+    smoothing take the faster :func:`_ce_rows_indices`).
 
     With m the row maximum, d = z - m <= 0 and ``others`` the sum of e^d over every class but
     one maximum (whose term is exactly 1):
@@ -395,32 +400,68 @@ def _ce_rows(
     (sum t - t*) - (sum t)·others/(1 + others): 1 - s* from the other classes' mass, which
     does not round to 0.
     """
-    top = np.argmax(z, axis=-1)[:, None]
-    m = np.take_along_axis(z, top, axis=-1)
+    rows = np.arange(z.shape[0])
+    top = np.argmax(z, axis=-1)
     # z - m can only overflow towards -inf (logits 1e308 apart), where exp gives exactly 0.
     with np.errstate(over="ignore"):
-        d = z - m
+        d = z - z[rows, top][:, None]
     e = np.exp(d)
-    np.put_along_axis(e, top, 0.0, axis=-1)
-    others = e.sum(axis=-1, keepdims=True)
+    e[rows, top] = 0.0
+    others = e.sum(axis=-1)
+    total = 1 + others
     value = slope = None
     if loss:
         with np.errstate(invalid="ignore"):
-            terms = t * (np.log1p(others) - d)
+            terms = t * (np.log1p(others)[:, None] - d)
         # 0 · inf where a zero target meets a logit 1e308 below the maximum: that term is 0.
         terms[t == 0] = 0.0
         value = terms.sum(axis=-1)
     if grad:
-        mass = t.sum(axis=-1, keepdims=True)
-        slope = mass * (e / (1 + others)) - t
+        slope = e * (1 / total)[:, None]
+        mass = t.sum(axis=-1)
+        t_top = t[rows, top]
+        slope *= mass[:, None]
+        slope -= t
         # At the largest logit, when it dominates (s* >= 1/2, others <= 1), s* rounds towards 1
         # and (sum t)·s* - t* loses 1 - s*; the other classes' mass keeps it. When it does not
-        # dominate, that form would cancel instead, and the direct one above is accurate.
-        t_top = np.take_along_axis(t, top, axis=-1)
-        dominant = (mass - t_top) - mass * (others / (1 + others))
-        direct = mass / (1 + others) - t_top  # e^0 = 1 at the maximum (zeroed in e above)
-        np.put_along_axis(slope, top, np.where(others <= 1, dominant, direct), axis=-1)
+        # dominate, that form would cancel instead, and the direct one is accurate.
+        dominant = (mass - t_top) - mass * (others / total)
+        direct = mass / total - t_top  # e^0 = 1 at the maximum (zeroed in e above)
+        slope[rows, top] = np.where(others <= 1, dominant, direct)
     return value, slope
+
+
+def _ce_rows_indices(
+    block: NDArray, t: NDArray, loss: bool, grad_out: NDArray | None
+) -> NDArray | None:
+    """:func:`_ce_rows` for class-index targets, in place in ``block`` (a float64 copy).
+
+    The gradient is written straight into ``grad_out`` (a slice of the output, any float type);
+    the two entries of each row that need care, the target's and the maximum's, are computed in
+    float64 and written last.
+    """
+    rows = np.arange(block.shape[0])
+    top = np.argmax(block, axis=-1)
+    # z - m can only overflow towards -inf (logits 1e308 apart), where exp gives exactly 0.
+    with np.errstate(over="ignore"):
+        np.subtract(block, block[rows, top][:, None], out=block)
+    d_target = block[rows, t]
+    np.exp(block, out=block)
+    block[rows, top] = 0.0
+    others = block.sum(axis=-1)
+    total = 1 + others
+    value = np.log1p(others) - d_target if loss else None
+    if grad_out is not None:
+        inverse = 1 / total
+        target_slope = block[rows, t] * inverse - 1.0
+        np.multiply(block, inverse[:, None], out=grad_out, casting="same_kind")
+        grad_out[rows, t] = target_slope
+        # The maximum, last (it may be the target): see _ce_rows.
+        t_top = (t == top).astype(np.float64)
+        dominant = (1 - t_top) - others * inverse
+        direct = inverse - t_top
+        grad_out[rows, top] = np.where(others <= 1, dominant, direct)
+    return value
 
 
 def _softmax_ce(
@@ -453,13 +494,25 @@ def _softmax_ce(
             raise ValueError('the targets\' weights sum to zero, so reduction="mean" is undefined')
     loss_rows = np.empty(rows, dtype) if loss else None
     grad_out = np.empty((rows, classes), dtype) if grad else None
-    step = max(1, _BLOCK // classes)
+    step = max(1, _CE_BLOCK // classes)
     for start in range(0, rows, step):
         stop = min(rows, start + step)
+        if indices and not label_smoothing and w is None:
+            # One-hot targets, the common case: no target matrix, work in place.
+            block = np.array(flat_z[start:stop], dtype=np.float64)
+            value = _ce_rows_indices(
+                block,
+                flat_t[start:stop].astype(np.intp, copy=False),
+                loss,
+                grad_out[start:stop] if grad else None,
+            )
+            if loss:
+                loss_rows[start:stop] = value
+            continue
         zb = flat_z[start:stop].astype(np.float64, copy=False)
         if indices:
             tb = np.zeros_like(zb)
-            np.put_along_axis(tb, flat_t[start:stop, None].astype(np.intp), 1.0, axis=-1)
+            tb[np.arange(stop - start), flat_t[start:stop]] = 1.0
         else:
             tb = flat_t[start:stop].astype(np.float64, copy=False)
         if label_smoothing:
