@@ -372,11 +372,15 @@ class Derivation:
             note = _why_tex(why)
             # A check mark keeps the line short enough to leave room for the equation number;
             # the rarer numeric check is spelled out, because it is weaker than a proof.
+            numeric = ""
             if verdict == "proved symbolically":
                 note += r"\ \checkmark"
             elif verdict:
-                note += rf"\ \text{{[{verdict}]}}"
+                numeric = rf"\text{{[{verdict}]}}"
             body.append(rf"{left} &{right} && {{\small {note}}}" if note else rf"{left} &{right}")
+            if numeric:
+                # On a row of its own, under the expression, so that the line stays narrow.
+                body.append(rf" & \quad {{\small {numeric}}}")
         return "\\begin{aligned}\n" + " \\\\\n".join(body) + "\n\\end{aligned}"
 
     def _repr_latex_(self) -> str:

@@ -6,6 +6,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
+from lossgrad.accuracy import exact_bce, exact_bce_grad, ulp_error
 from lossgrad.descent import descent_path
 from lossgrad.losses import (
     bce_with_logits,
@@ -18,11 +19,14 @@ from lossgrad.plotstyle import LINESTYLES, PALETTE, use
 from lossgrad.simplex import draw_simplex, to_ternary
 
 __all__ = [
+    "BCE_METHODS",
     "bce_figure",
+    "derivative_step_figure",
     "gradient_norm_figure",
     "logit_plane_figure",
     "sigmoid_figure",
     "simplex_descent_figure",
+    "ulp_error_figure",
 ]
 
 
@@ -208,4 +212,105 @@ def gradient_norm_figure(iterations: int = 200) -> Figure:
     ax.set(yscale="log", xlabel="gradient-descent step $t$ (step size 1)",
            ylabel=r"gradient norm $\|s - y\|_2$")
     ax.legend()
+    return fig
+
+
+# Part III: computing it.
+
+#: The three ways of computing binary cross-entropy and its gradient compared in chapter 8.
+BCE_METHODS = {
+    "naive": (
+        lambda u, p: np.log(1 + np.exp(u)) - p * u,
+        lambda u, p: 1 / (1 + np.exp(-u)) - p,
+    ),
+    "common stable": (
+        lambda u, p: np.maximum(u, 0) - u * p + np.log1p(np.exp(-np.abs(u))),
+        lambda u, p: np.where(u >= 0, 1 / (1 + np.exp(-np.abs(u))),
+                              np.exp(-np.abs(u)) / (1 + np.exp(-np.abs(u)))) - p,
+    ),
+    "lossgrad": (
+        lambda u, p: bce_with_logits(u, p, reduction="none"),
+        lambda u, p: bce_with_logits_grad(u, p, reduction="none"),
+    ),
+}
+
+
+def ulp_error_figure(
+    panels: tuple[tuple[str, float, float], ...] = (
+        ("loss", 0.999, 1.0),
+        ("gradient", 1.0, 1.0),
+        ("gradient", 0.5, 1.0),
+    ),
+    dtype: type = np.float64,
+) -> Figure:
+    """Error in ULPs against |u| for the naive, common stable and lossgrad formulas.
+
+    Each panel is ``(quantity, p, sign)``: the loss or the gradient, at target ``p``, over
+    logits ``sign * |u|`` with ``|u|`` from 1e-8 to 1e3. Errors are measured against mpmath at
+    50 digits (:mod:`lossgrad.accuracy`). Errors of 0 are drawn at 0.01 and infinite or
+    non-finite results at the top of the axis. Chapter 8, "Floating point".
+
+    Examples
+    --------
+    >>> from lossgrad.figures import ulp_error_figure
+    >>> [ax.get_yscale() for ax in ulp_error_figure().axes]
+    ['log', 'log', 'log']
+    """
+    use()
+    magnitudes = np.logspace(-8, 3, 89)
+    fig, axes = plt.subplots(1, len(panels), sharey=True, figsize=(4.0 * len(panels), 3.6))
+    ceiling = 1e18
+    for ax, (quantity, p, sign) in zip(np.atleast_1d(axes), panels, strict=True):
+        u = (sign * magnitudes).astype(dtype)
+        target = np.full_like(u, p)
+        exact_f = exact_bce if quantity == "loss" else exact_bce_grad
+        exact = [exact_f(a, p) for a in u]
+        for n, (name, (loss_f, grad_f)) in enumerate(BCE_METHODS.items()):
+            with np.errstate(all="ignore"):
+                computed = (loss_f if quantity == "loss" else grad_f)(u, target)
+            error = ulp_error(computed, exact, dtype)
+            error = np.clip(np.where(error == 0, 1e-2, error), 1e-2, ceiling)
+            ax.plot(magnitudes, error, label=name, color=list(PALETTE.values())[n],
+                    linestyle=LINESTYLES[n], marker=".", markersize=3)
+        ax.axhline(1.0, color=PALETTE["black"], linewidth=0.8, linestyle=":")
+        what = "loss" if quantity == "loss" else "gradient"
+        side = "" if sign > 0 else "-"
+        ax.set(xscale="log", yscale="log", xlabel=f"logit $u = {side}|u|$, $|u|$ on a log scale",
+               title=f"{what}, $p = {p:g}$", ylim=(5e-3, 5 * ceiling))
+    np.atleast_1d(axes)[0].set_ylabel(f"error (ULPs of {np.dtype(dtype).name})")
+    np.atleast_1d(axes)[0].legend(loc="upper left")
+    return fig
+
+
+def derivative_step_figure(u: float = 2.0, p: float = 0.3) -> Figure:
+    """Error of central differences and of the complex step against the step size h.
+
+    For the binary cross-entropy at logit ``u`` and target ``p``, written with complex-capable
+    operations, :math:`\\log(1 + e^{u}) - pu`. Chapter 9, "Checking gradients".
+
+    Examples
+    --------
+    >>> from lossgrad.figures import derivative_step_figure
+    >>> derivative_step_figure().axes[0].get_xlabel()
+    'step $h$'
+    """
+    use()
+
+    def loss(x):
+        return np.log1p(np.exp(x)) - p * x
+
+    exact = float(exact_bce_grad(u, p))
+    steps = np.logspace(-20, -1, 96)
+    central = [abs((loss(u + h) - loss(u - h)) / (2 * h) - exact) / abs(exact) for h in steps]
+    complex_ = [abs(np.imag(loss(u + 1j * h)) / h - exact) / abs(exact) for h in steps]
+    floor = 1e-17
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    ax.plot(steps, np.maximum(central, floor), label="central difference", marker=".")
+    ax.plot(steps, np.maximum(complex_, floor), label="complex step", marker=".")
+    eps = np.finfo(np.float64).eps
+    ax.axvline(np.cbrt(eps), color=PALETTE["black"], linestyle=":", linewidth=1,
+               label=r"$h = \epsilon^{1/3}$")
+    ax.set(xscale="log", yscale="log", xlabel="step $h$", ylabel="relative error of $L'(u)$",
+           ylim=(floor / 2, 10), title=f"$u = {u:g}$, $p = {p:g}$")
+    ax.legend(loc="lower right")
     return fig
