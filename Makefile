@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 JB_FLAGS := -W -n --keep-going
 
-.PHONY: book test lint notebooks figures clean
+.PHONY: book test lint notebooks figures benchmarks clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "lossgrad needs Python 3.11 or newer (set PYTHON=python3.11)")'
@@ -34,6 +34,11 @@ lint: $(STAMP)
 ## Re-execute every notebook top to bottom in a fresh kernel and save it with its outputs.
 notebooks: $(STAMP)
 	$(BIN)/jupyter nbconvert --to notebook --execute --inplace book/*.ipynb
+
+## Measure accuracy (ULPs against mpmath) and speed (ratios to the naive formulas).
+benchmarks: $(STAMP)
+	$(BIN)/python benchmarks/accuracy.py
+	$(BIN)/python benchmarks/speed.py
 
 ## Redraw the figure shown in the README.
 figures: $(STAMP)

@@ -12,7 +12,6 @@ formula, and scipy.special.
 
 from __future__ import annotations
 
-import math
 import sys
 import warnings
 
@@ -21,25 +20,14 @@ import numpy as np
 from scipy import special
 
 import lossgrad as lg
+from lossgrad.accuracy import ulp_error
 
 mpmath.mp.dps = 50
 warnings.simplefilter("ignore")  # the naive formulas overflow; that is what is being measured
 
 
 def ulps(computed: np.ndarray, exact: list, dtype: type) -> np.ndarray:
-    """|computed - exact| in units in the last place of exact, in dtype."""
-    out = np.empty(len(exact))
-    for n, (c, x) in enumerate(zip(np.asarray(computed, dtype=np.float64), exact, strict=True)):
-        if not math.isfinite(c):
-            out[n] = math.inf
-            continue
-        rounded = dtype(float(x))
-        if rounded == 0 and x == 0:
-            out[n] = 0.0 if c == 0 else math.inf
-            continue
-        spacing = float(np.spacing(np.abs(rounded))) if rounded != 0 else float(np.spacing(dtype(0)))
-        out[n] = float(abs(mpmath.mpf(c) - x) / spacing)
-    return out
+    return ulp_error(computed, exact, dtype)
 
 
 # Binary cross-entropy -------------------------------------------------------------------------

@@ -33,7 +33,10 @@ def lossgrad_bce_fused(u, p):
 
 
 def lossgrad_bce_separate(u, p):
-    return lg.bce_with_logits(u, p, reduction="none"), lg.bce_with_logits_grad(u, p, reduction="none")
+    return (
+        lg.bce_with_logits(u, p, reduction="none"),
+        lg.bce_with_logits_grad(u, p, reduction="none"),
+    )
 
 
 def naive_softmax(z, t):

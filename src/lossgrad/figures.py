@@ -312,5 +312,5 @@ def derivative_step_figure(u: float = 2.0, p: float = 0.3) -> Figure:
                label=r"$h = \epsilon^{1/3}$")
     ax.set(xscale="log", yscale="log", xlabel="step $h$", ylabel="relative error of $L'(u)$",
            ylim=(floor / 2, 10), title=f"$u = {u:g}$, $p = {p:g}$")
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper right")
     return fig
