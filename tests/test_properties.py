@@ -184,3 +184,24 @@ def test_class_weight_and_mean_follow_pytorch():
     assert math.isclose(
         lg.softmax_cross_entropy(z, t, weight=w, reduction="sum"), sum(per_row), rel_tol=1e-15
     )
+
+
+def _ulp32(value: float) -> float:
+    return float(np.spacing(np.float32(abs(value)))) if value else float(np.spacing(np.float32(0)))
+
+
+@example(40.0, 1.0)
+@example(1e-6, 0.5)
+@given(
+    st.floats(-80, 80, width=32, allow_nan=False, allow_subnormal=False),
+    st.floats(0, 1, width=32, allow_nan=False),
+)
+def test_float32_results_within_one_ulp_of_float32(u, p):
+    u32, p32 = np.array([u], dtype=np.float32), np.array([p], dtype=np.float32)
+    loss, grad = lg.bce_with_logits_and_grad(u32, p32, reduction="none")
+    assert loss.dtype == grad.dtype == np.float32
+    exact_loss = exact_bce(float(u32[0]), float(p32[0]))
+    e = mpmath.exp(-mpmath.mpf(float(u32[0])))
+    exact_grad = ((1 - mpmath.mpf(float(p32[0]))) - mpmath.mpf(float(p32[0])) * e) / (1 + e)
+    assert abs(mpmath.mpf(float(loss[0])) - exact_loss) <= _ulp32(float(exact_loss))
+    assert abs(mpmath.mpf(float(grad[0])) - exact_grad) <= _ulp32(float(exact_grad))

@@ -146,3 +146,10 @@ def test_extreme_logits_are_finite_without_warnings():
 def test_bad_input_raises_a_clear_error(call, error, pattern):
     with pytest.raises(error, match=pattern):
         call()
+
+
+def test_nan_stays_in_its_row():
+    z = np.array([[1.0, np.nan, 0.0], [1.0, 2.0, 3.0]])
+    loss, grad = lg.softmax_cross_entropy_and_grad(z, np.array([0, 1]), reduction="none")
+    assert np.isnan(loss[0]) and np.all(np.isnan(grad[0]))
+    assert np.isfinite(loss[1]) and np.all(np.isfinite(grad[1]))

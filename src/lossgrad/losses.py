@@ -82,8 +82,19 @@ def _bce_block(
     every quantity below is accurate on its own, as the comments say.
     """
     a = np.abs(u)
-    e = np.exp(-a)  # never overflows: the argument is at most 0
+    e = np.negative(a)
+    np.exp(e, out=e)  # never overflows: the argument is at most 0
     value = slope = None
+    if loss and pw is None and w is None:
+        # The common case, with the same operations as below done in place (no temporaries).
+        value = np.maximum(u, 0.0)
+        down = np.subtract(a, value)  # max(-u, 0) = |u| - max(u, 0), exactly
+        np.multiply(down, p, out=down)
+        np.multiply(value, 1 - p, out=value)
+        value += down
+        np.log1p(e, out=down)
+        value += down
+        loss = False
     if loss:
         # p·softplus(-u) + (1-p)·softplus(u) with softplus(±u) = max(±u, 0) + log1p(e^-|u|):
         # non-negative terms, so nothing cancels (softplus(u) - p·u would, for p near 1 and
@@ -98,13 +109,15 @@ def _bce_block(
         if w is not None:
             value *= w
     if grad:
-        small = e / (1 + e)  # sigma(-|u|), accurate to the bottom of the subnormal range
+        small = np.add(e, 1.0)
+        np.divide(e, small, out=small)  # sigma(-|u|), accurate down to the subnormal range
         if pw is None:
             # sigma(u) - p from two accurate terms: for u > 0, (1 - p) - sigma(-u) (sigma(u) - 1
             # would round to 0 when u >> 0); for u < 0, sigma(u) - p. [u > 0] - p is exact
             # where it matters (Sterbenz's lemma).
-            slope = (u > 0) - p
-            slope -= np.copysign(small, u)
+            slope = np.subtract(u > 0, p)
+            np.copysign(small, u, out=small)
+            slope -= small
             # Near 0, both forms subtract numbers close to 1/2 and lose a small gradient when
             # p = 1/2; there sigma(u) - 1/2 = tanh(u/2)/2 keeps it.
             near = a <= 1
