@@ -1,10 +1,10 @@
 """lossgrad's numerical functions against an independent oracle: mpmath at 60 digits."""
 
-import math
 
 import mpmath
 import numpy as np
 import pytest
+from oracles import ulps
 
 import lossgrad as lg
 from lossgrad.gradcheck import central_difference
@@ -38,12 +38,6 @@ def exact_bce(u, p):
     return p * exact_softplus(-u) + (1 - p) * exact_softplus(u)
 
 
-def ulps(computed: float, exact) -> float:
-    """Error in units of the last place of the exact value, in float64."""
-    exact_f = float(exact)
-    if exact_f == 0.0:
-        return 0.0 if computed == 0.0 else math.inf
-    return float(abs(mpmath.mpf(computed) - exact) / math.ulp(exact_f))
 
 
 @pytest.mark.parametrize("x", LOGITS)
