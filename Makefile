@@ -33,7 +33,8 @@ lint: $(STAMP)
 
 ## Re-execute every notebook top to bottom in a fresh kernel and save it with its outputs.
 notebooks: $(STAMP)
-	$(BIN)/jupyter nbconvert --to notebook --execute --inplace book/*.ipynb
+	$(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+		--ExecutePreprocessor.record_timing=False book/*.ipynb
 
 ## Measure accuracy (ULPs against mpmath) and speed (ratios to the naive formulas).
 benchmarks: $(STAMP)

@@ -20,7 +20,7 @@ import numpy as np
 from scipy import special
 
 import lossgrad as lg
-from lossgrad.accuracy import ulp_error
+from lossgrad.accuracy import bce_grad_condition, exact_bce, exact_bce_grad, ulp_error
 
 mpmath.mp.dps = 50
 warnings.simplefilter("ignore")  # the naive formulas overflow; that is what is being measured
@@ -42,19 +42,9 @@ REGIONS = {
 }
 
 
-def exact_bce(u: float, p: float) -> tuple:
-    u, p = mpmath.mpf(u), mpmath.mpf(p)
-    e = mpmath.exp(-abs(u))
-    softplus_pos = max(u, 0) + mpmath.log1p(e)
-    softplus_neg = max(-u, 0) + mpmath.log1p(e)
-    loss = p * softplus_neg + (1 - p) * softplus_pos
-    # sigma(u) - p written so that 50 digits suffice even when sigma(u) - 1 is below 1e-300.
-    grad = ((1 - p) - p * mpmath.exp(-u)) / (1 + mpmath.exp(-u)) if u > -700 else (
-        mpmath.exp(u) / (1 + mpmath.exp(u)) - p
-    )
-    slope = e / (1 + e) ** 2  # sigma'(u), without the cancellation of sigma(1 - sigma)
-    kappa = abs(u * slope / grad) if grad != 0 else mpmath.mpf(0)
-    return loss, grad, float(kappa)
+def exact_bce_all(u: float, p: float) -> tuple:
+    """Exact loss, exact gradient and the gradient's condition number (lossgrad.accuracy)."""
+    return exact_bce(u, p), exact_bce_grad(u, p), bce_grad_condition(u, p)
 
 
 BCE_METHODS = {
@@ -82,7 +72,7 @@ def bce_report() -> None:
     for dtype in (np.float64, np.float32):
         u_all = np.repeat(LOGITS.astype(dtype), len(TARGETS))
         p_all = np.tile(np.array(TARGETS, dtype=dtype), len(LOGITS))
-        exact = [exact_bce(float(u), float(p)) for u, p in zip(u_all, p_all, strict=True)]
+        exact = [exact_bce_all(float(u), float(p)) for u, p in zip(u_all, p_all, strict=True)]
         loss_exact = [x[0] for x in exact]
         grad_exact = [x[1] for x in exact]
         kappa = np.array([x[2] for x in exact])

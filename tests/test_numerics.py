@@ -9,8 +9,6 @@ from oracles import ulps
 import lossgrad as lg
 from lossgrad.gradcheck import central_difference
 
-mpmath.mp.dps = 60
-
 # Logits from 1e-8 to 700 in magnitude on both signs, and 0.
 MAGNITUDES = [0.0, 1e-8, 1e-4, 0.1, 0.5, 1.0, 1.5, 3.0, 10.0, 20.0, 36.0, 40.0, 100.0, 700.0]
 LOGITS = sorted({s * m for m in MAGNITUDES for s in (1.0, -1.0)})

@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 
 import lossgrad as lg
 
-mpmath.mp.dps = 40
 settings.register_profile(
     "lossgrad", max_examples=150, deadline=None, derandomize=True, database=None
 )

@@ -8,8 +8,6 @@ from oracles import ulps
 
 import lossgrad as lg
 
-mpmath.mp.dps = 60
-
 ROWS = {
     "small": [0.3, -1.2, 2.0],
     "wide": [100.0, -250.0, 3.0],

@@ -108,15 +108,19 @@ def ulp_error(computed: ArrayLike, exact: Iterable, dtype: type = np.float64) ->
     exact = list(exact)
     values = np.asarray(computed, dtype=np.float64).ravel()
     out = np.empty(len(exact))
-    for n, (c, x) in enumerate(zip(values, exact, strict=True)):
-        if not math.isfinite(c):
-            out[n] = math.inf
-            continue
-        rounded = dtype(float(x))
-        if rounded == 0:
-            # The exact value rounds to 0: measure in units of the smallest subnormal.
-            smallest = float(np.spacing(dtype(0)))
-            out[n] = 0.0 if c == 0 else (math.inf if x == 0 else abs(c) / smallest)
-            continue
-        out[n] = float(abs(mpmath.mpf(c) - x) / float(np.spacing(np.abs(rounded))))
+    # The caller's mpmath precision may be low; the difference needs the references' precision.
+    with mpmath.workdps(DIGITS):
+        for n, (c, x) in enumerate(zip(values, exact, strict=True)):
+            out[n] = _ulps_one(c, x, dtype)
     return out
+
+
+def _ulps_one(c: float, x: mpmath.mpf, dtype: type) -> float:
+    if not math.isfinite(c):
+        return math.inf
+    rounded = dtype(float(x))
+    if rounded == 0:
+        # The exact value rounds to 0: measure in units of the smallest subnormal.
+        smallest = float(np.spacing(dtype(0)))
+        return 0.0 if c == 0 else (math.inf if x == 0 else abs(c) / smallest)
+    return float(abs(mpmath.mpf(c) - x) / float(np.spacing(np.abs(rounded))))

@@ -22,7 +22,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from lossgrad.numerics import _float_array, _probabilities
+from lossgrad.numerics import _float_array, _logits_along_classes, _probabilities
 
 __all__ = [
     "bce_with_logits",
@@ -365,13 +365,6 @@ def bce_with_logits_and_grad(
 
 
 # Softmax cross-entropy. Classes lie along the last axis.
-
-
-def _logits_along_classes(logits: ArrayLike) -> NDArray[np.floating]:
-    z = _float_array(logits, "logits")
-    if z.ndim == 0 or z.shape[-1] == 0:
-        raise ValueError(f"logits need a non-empty class axis (the last); got shape {z.shape}")
-    return z
 
 
 def _ce_targets(
