@@ -25,6 +25,8 @@ def _mp(x: object) -> mpmath.mpf:
 def exact_bce(u: float, p: float) -> mpmath.mpf:
     r"""Binary cross-entropy at 50 digits: :math:`p\log(1+e^{-u}) + (1-p)\log(1+e^{u})`.
 
+    Used in chapter 8, "Floating point".
+
     ``log1p`` keeps the tiny values that :math:`\log(1 + x)` at 50 digits would round to 0.
 
     Examples
@@ -41,6 +43,8 @@ def exact_bce(u: float, p: float) -> mpmath.mpf:
 
 def exact_bce_grad(u: float, p: float) -> mpmath.mpf:
     r""":math:`\sigma(u) - p` at 50 digits, written as :math:`((1-p) - p e^{-u}) / (1 + e^{-u})`.
+
+    Used in chapter 8, "Floating point".
 
     That form does not cancel to 0 where :math:`\sigma(u) - 1` is below :math:`10^{-50}`.
 
@@ -62,6 +66,8 @@ def exact_bce_grad(u: float, p: float) -> mpmath.mpf:
 
 def bce_grad_condition(u: float, p: float) -> float:
     r"""Relative condition number of :math:`\sigma(u) - p` with respect to :math:`u`.
+
+    Used in chapter 8, "Floating point".
 
     .. math::
 
@@ -93,6 +99,8 @@ def bce_grad_condition(u: float, p: float) -> float:
 
 def ulp_error(computed: ArrayLike, exact: Iterable, dtype: type = np.float64) -> NDArray:
     """Error of each computed value in units in the last place of the exact value, in ``dtype``.
+
+    Used in chapter 8, "Floating point".
 
     A non-finite computed value has error ``inf``; so does a non-zero value where the exact one
     rounds to 0.

@@ -206,6 +206,8 @@ def _format_point(point: Mapping[sp.Symbol, object]) -> str:
 class Derivation:
     """A chain of expressions, each verified equal to the one before it.
 
+    Every chapter from 2 on is written with it; chapter 1 explains how to read its output.
+
     Parameters
     ----------
     start : sympy.Expr
@@ -454,6 +456,8 @@ def identity(
     **options: object,
 ) -> Derivation:
     """Check a single equality ``left = right`` and return it as a one-step derivation.
+
+    Used throughout, first in chapter 2, "The logistic sigmoid".
 
     Keyword options are those of :class:`Derivation` (``domains``, ``points``, ``lhs`` with
     ``show_start=False`` to show a short name in place of a long left side, ...).

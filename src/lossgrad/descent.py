@@ -18,6 +18,8 @@ def descent_path(
 ) -> NDArray[np.float64]:
     r"""Logits visited by gradient descent on softmax cross-entropy.
 
+    Used in chapter 7, "Seeing the gradients".
+
     .. math::
 
         z^{(t+1)} = z^{(t)} - \eta\,\bigl(s(z^{(t)}) - y\bigr)

@@ -116,6 +116,8 @@ def logit_plane_figure(
 ) -> Figure:
     """Loss contours and descent arrows over the plane of the first two logits.
 
+    Drawn in chapter 7, "Seeing the gradients".
+
     With two classes the plane is :math:`(z_1, z_2)`; with three, :math:`z_3` is held at
     ``third``. Arrows show :math:`-\\nabla L`, the direction gradient descent moves.
 
@@ -167,6 +169,8 @@ def simplex_descent_figure(
 ) -> Figure:
     """Gradient-descent paths of the predicted distribution, drawn on the probability simplex.
 
+    Drawn in chapter 7, "Seeing the gradients".
+
     Examples
     --------
     >>> from lossgrad.figures import simplex_descent_figure
@@ -194,6 +198,8 @@ def simplex_descent_figure(
 
 def gradient_norm_figure(iterations: int = 200) -> Figure:
     """How the gradient's size, :math:`\\lVert s - y \\rVert`, shrinks along gradient descent.
+
+    Drawn in chapter 7, "Seeing the gradients".
 
     Examples
     --------

@@ -30,6 +30,8 @@ def central_difference(
 ) -> NDArray[np.float64]:
     r"""Central-difference estimate of the derivative of an element-wise function.
 
+    Used in chapter 3, "The gradient of binary cross-entropy" and chapter 9, "Checking gradients".
+
     .. math::
 
         f'(x) \approx \frac{f(x + h) - f(x - h)}{2h}, \qquad
@@ -79,6 +81,8 @@ def relative_error(
 ) -> NDArray[np.float64]:
     r"""Element-wise relative error :math:`|a - e| / \max(|e|, \text{floor})`.
 
+    Used in the tests and in chapter 9, "Checking gradients".
+
     Examples
     --------
     >>> from lossgrad.gradcheck import relative_error
@@ -96,6 +100,8 @@ def complex_step(
     step: float = 1e-20,
 ) -> NDArray[np.float64]:
     r"""Complex-step estimate of the derivative of an element-wise, analytic function.
+
+    Explained in chapter 9, "Checking gradients".
 
     .. math::
 
@@ -124,6 +130,8 @@ def complex_step(
 
 def relative_difference(a: ArrayLike, b: ArrayLike, floor: float = 1e-300) -> NDArray[np.float64]:
     r"""Symmetric relative difference :math:`|a - b| / \max(|a|, |b|, \text{floor})`.
+
+    The metric of chapter 9, "Checking gradients".
 
     The usual metric for a gradient check: about :math:`10^{-16}` means agreement to the last
     digit, and a value near 1 means the two disagree entirely.
@@ -187,6 +195,8 @@ def bce_analytic(
 ) -> NDArray:
     r"""Binary cross-entropy in analytic operations only, for complex-step checks.
 
+    Used by the complex-step checks of chapter 9, "Checking gradients".
+
     .. math::
 
         \ell(u) = w\,\bigl[w_+\, p \log(1 + e^{-u}) + (1 - p)\log(1 + e^{u})\bigr]
@@ -207,6 +217,8 @@ def bce_analytic(
 
 def softmax_cross_entropy_analytic(z: ArrayLike, y: ArrayLike) -> NDArray:
     r"""Softmax cross-entropy :math:`\sum_k y_k (\log\sum_j e^{z_j} - z_k)` per row, analytic.
+
+    Used by the complex-step checks of chapter 9, "Checking gradients".
 
     Accepts complex ``z``, for complex-step checks; see :func:`bce_analytic`.
 

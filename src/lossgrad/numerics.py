@@ -82,6 +82,8 @@ def sigmoid(x: ArrayLike) -> NDArray[np.floating]:
 def softplus(x: ArrayLike) -> NDArray[np.floating]:
     r"""Softplus, :math:`\operatorname{softplus}(x) = \log(1 + e^{x})`, without overflow.
 
+    Its reflection, softplus(-x) = softplus(x) - x, is derived in chapter 2, "The logistic sigmoid".
+
     .. math::
 
         \operatorname{softplus}(x) = \max(x, 0) + \log\bigl(1 + e^{-|x|}\bigr)
@@ -214,6 +216,8 @@ def logsumexp(logits: ArrayLike) -> NDArray[np.floating]:
 
 def log_softmax(logits: ArrayLike) -> NDArray[np.floating]:
     r"""Logarithm of the softmax over the last axis, :math:`z_i - \operatorname{logsumexp}(z)`.
+
+    Derived in chapter 4, "Softmax and its Jacobian".
 
     Examples
     --------

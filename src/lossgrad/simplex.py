@@ -22,6 +22,8 @@ CORNERS: NDArray[np.float64] = np.array([[0.0, 0.0], [1.0, 0.0], [0.5, np.sqrt(3
 def to_ternary(probabilities: ArrayLike) -> NDArray[np.float64]:
     """Plane coordinates of probability vectors over three classes.
 
+    Used in chapter 7, "Seeing the gradients".
+
     Parameters
     ----------
     probabilities : array_like, shape (..., 3)
@@ -55,6 +57,8 @@ def draw_simplex(
     ax: Axes, labels: tuple[str, str, str] = ("class 1", "class 2", "class 3")
 ) -> Axes:
     """Draw the triangle, a light grid at steps of 0.2, and the corners' labels on ``ax``.
+
+    Used in chapter 7, "Seeing the gradients".
 
     Examples
     --------

@@ -97,6 +97,8 @@ SHORT_NAMES: frozenset[sp.FunctionClass] = frozenset({softmax_component})
 def unfold(expr: sp.Expr) -> sp.Expr:
     """Replace every named function by its definition and evaluate derivatives.
 
+    How the derivation engine checks a step; see chapter 2, "The logistic sigmoid".
+
     Parameters
     ----------
     expr : sympy.Expr
@@ -138,6 +140,8 @@ AS_WRITTEN: set[sp.Expr] = set()
 def as_written(*terms: sp.Expr) -> sp.Expr:
     """A sum that keeps, and prints in, the order of its terms.
 
+    Used by the definitions in chapters 3 and 5, so that they read as written.
+
     Examples
     --------
     >>> from lossgrad.symbolic import as_written, p, sigmoid, u
@@ -156,6 +160,8 @@ def _minus(*factors: sp.Expr) -> sp.Expr:
 
 def binary_cross_entropy(prediction: sp.Expr, target: sp.Expr = p) -> sp.Expr:
     r"""Cross-entropy of Bernoulli(target) against Bernoulli(prediction), by definition.
+
+    Differentiated in chapter 3, "The gradient of binary cross-entropy".
 
     .. math::
 
@@ -192,6 +198,8 @@ def bce_loss(logit_value: sp.Expr = u, target: sp.Expr = p) -> sp.Expr:
 def binary_entropy(target: sp.Expr = p) -> sp.Expr:
     """Binary entropy in nats, :math:`H(p) = -p\\log p - (1-p)\\log(1-p)`.
 
+    The minimum value of the loss, in chapter 3, "The gradient of binary cross-entropy".
+
     Examples
     --------
     >>> from lossgrad.symbolic import binary_entropy
@@ -203,6 +211,8 @@ def binary_entropy(target: sp.Expr = p) -> sp.Expr:
 
 def binary_kl(target: sp.Expr, prediction: sp.Expr) -> sp.Expr:
     """Kullback–Leibler divergence between Bernoulli(p) and Bernoulli(s), in nats.
+
+    The excess loss over the minimum, in chapter 3, "The gradient of binary cross-entropy".
 
     .. math::
 
@@ -222,6 +232,8 @@ def binary_kl(target: sp.Expr, prediction: sp.Expr) -> sp.Expr:
 
 def logits(count: int, name: str = "z") -> list[sp.Symbol]:
     """``count`` real logit symbols :math:`z_1, \\dots, z_K`.
+
+    Used from chapter 4, "Softmax and its Jacobian" on.
 
     Examples
     --------
