@@ -119,10 +119,13 @@ def _bce_block(
             np.copysign(small, u, out=small)
             slope -= small
             # Near 0, both forms subtract numbers close to 1/2 and lose a small gradient when
-            # p = 1/2; there sigma(u) - 1/2 = tanh(u/2)/2 keeps it.
-            near = a <= 1
-            if near.any():
-                slope[near] = 0.5 * np.tanh(0.5 * u[near]) + (0.5 - p[near])
+            # p = 1/2; there sigma(u) - 1/2 = tanh(u/2)/2 keeps it. (Computed for the whole
+            # block and copied where needed: cheaper than gathering the few elements.)
+            central = np.multiply(u, 0.5)
+            np.tanh(central, out=central)
+            central *= 0.5
+            central += 0.5 - p
+            np.copyto(slope, central, where=a <= 1)
         else:
             # (1-p)·sigma(u) - pw·p·sigma(-u); near 0 written with t = sigma(u) - 1/2 = tanh(u/2)/2.
             weight_p = pw * p
@@ -130,11 +133,9 @@ def _bce_block(
             positive = u > 0
             up, down = np.where(positive, large, small), np.where(positive, small, large)
             slope = (1 - p) * up - weight_p * down
-            near = a <= 1
-            if near.any():
-                t = 0.5 * np.tanh(0.5 * u[near])
-                q, wq = p[near], weight_p[near]
-                slope[near] = 0.5 * ((1 - q) - wq) + t * ((1 - q) + wq)
+            t = 0.5 * np.tanh(0.5 * u)
+            central = 0.5 * ((1 - p) - weight_p) + t * ((1 - p) + weight_p)
+            np.copyto(slope, central, where=a <= 1)
         if w is not None:
             slope *= w
     return value, slope
