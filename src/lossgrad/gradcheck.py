@@ -18,7 +18,6 @@ __all__ = [
     "check_gradient",
     "complex_step",
     "relative_difference",
-    "relative_error",
     "softmax_cross_entropy_analytic",
 ]
 
@@ -70,28 +69,16 @@ def central_difference(
     True
     """
     x = np.asarray(x, dtype=np.float64)
-    h = np.cbrt(np.finfo(np.float64).eps) * np.maximum(1.0, np.abs(x)) if step is None else step
-    # x + h is rounded; using the step actually taken removes that rounding from the quotient.
-    h = (x + h) - x
+    h = _step(x) if step is None else (x + step) - x
     return (f(x + h) - f(x - h)) / (2 * h)
 
 
-def relative_error(
-    approx: ArrayLike, exact: ArrayLike, floor: float = 1e-300
-) -> NDArray[np.float64]:
-    r"""Element-wise relative error :math:`|a - e| / \max(|e|, \text{floor})`.
+def _step(x: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The central-difference step eps^(1/3)·max(1, |x|), as actually taken from x."""
+    h = np.cbrt(np.finfo(np.float64).eps) * np.maximum(1.0, np.abs(x))
+    # x + h is rounded; using the step actually taken removes that rounding from the quotient.
+    return (x + h) - x
 
-    Used in the tests and in chapter 9, "Checking gradients".
-
-    Examples
-    --------
-    >>> from lossgrad.gradcheck import relative_error
-    >>> relative_error([1.0, 2.2], [1.0, 2.0])
-    array([0. , 0.1])
-    """
-    a = np.asarray(approx, dtype=np.float64)
-    e = np.asarray(exact, dtype=np.float64)
-    return np.abs(a - e) / np.maximum(np.abs(e), floor)
 
 
 def complex_step(
@@ -175,8 +162,7 @@ def check_gradient(
     estimate = np.empty_like(x)
     for index in np.ndindex(x.shape):
         if method == "central":
-            h = float(np.cbrt(np.finfo(np.float64).eps) * max(1.0, abs(x[index])))
-            h = float((x[index] + h) - x[index])
+            h = float(_step(x[index]))
             up, down = x.copy(), x.copy()
             up[index] += h
             down[index] -= h

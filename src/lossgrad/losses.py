@@ -175,12 +175,12 @@ def _bce(
     )
     with it:
         for ops in it:
-            block = dict(zip(("u", "p"), ops[:2], strict=True))
-            extra = iter(ops[2 : len(inputs)])
-            wb = next(extra) if w is not None else None
-            pwb = next(extra) if pw is not None else None
-            value, slope = _bce_block(block["u"], block["p"], wb, pwb, loss, grad)
-            out = iter(ops[len(inputs) :])
+            blocks = iter(ops)
+            ub, qb = next(blocks), next(blocks)
+            wb = next(blocks) if w is not None else None
+            pwb = next(blocks) if pw is not None else None
+            value, slope = _bce_block(ub, qb, wb, pwb, loss, grad)
+            out = blocks  # the outputs follow the inputs
             if loss_out is not None:
                 next(out)[...] = value
             elif loss:
@@ -432,13 +432,20 @@ def _ce_rows(
         t_top = t[rows, top]
         slope *= mass[:, None]
         slope -= t
-        # At the largest logit, when it dominates (s* >= 1/2, others <= 1), s* rounds towards 1
-        # and (sum t)·s* - t* loses 1 - s*; the other classes' mass keeps it. When it does not
-        # dominate, that form would cancel instead, and the direct one is accurate.
-        dominant = (mass - t_top) - mass * (others / total)
-        direct = mass / total - t_top  # e^0 = 1 at the maximum (zeroed in e above)
-        slope[rows, top] = np.where(others <= 1, dominant, direct)
+        slope[rows, top] = _slope_at_top(mass, t_top, others, total)
     return value, slope
+
+
+def _slope_at_top(mass, t_top: NDArray, others: NDArray, total: NDArray) -> NDArray:
+    """The gradient (sum t)·s* - t* at each row's largest logit, where s* = 1 / total.
+
+    When that logit dominates (s* >= 1/2, others <= 1), s* rounds towards 1 and the direct form
+    loses 1 - s*; the other classes' mass keeps it. When it does not dominate, that form would
+    cancel instead, and the direct one is accurate.
+    """
+    dominant = (mass - t_top) - mass * (others / total)
+    direct = mass / total - t_top
+    return np.where(others <= 1, dominant, direct)
 
 
 def _ce_rows_indices(
@@ -466,11 +473,9 @@ def _ce_rows_indices(
         target_slope = block[rows, t] * inverse - 1.0
         np.multiply(block, inverse[:, None], out=grad_out, casting="same_kind")
         grad_out[rows, t] = target_slope
-        # The maximum, last (it may be the target): see _ce_rows.
+        # The maximum, last (it may be the target).
         t_top = (t == top).astype(np.float64)
-        dominant = (1 - t_top) - others * inverse
-        direct = inverse - t_top
-        grad_out[rows, top] = np.where(others <= 1, dominant, direct)
+        grad_out[rows, top] = _slope_at_top(1.0, t_top, others, total)
     return value
 
 
