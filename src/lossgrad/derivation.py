@@ -22,6 +22,7 @@ import mpmath
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
+from lossgrad import ledger
 from lossgrad.symbolic import AS_WRITTEN, SHORT_NAMES, K, p, q, u, unfold
 
 __all__ = ["DEFAULT_DOMAINS", "Derivation", "InvalidStepError", "Step", "identity"]
@@ -385,8 +386,23 @@ class Derivation:
                 body.append(rf" & \quad {{\small {numeric}}}")
         return "\\begin{aligned}\n" + " \\\\\n".join(body) + "\n\\end{aligned}"
 
+    @property
+    def statement_latex(self) -> str:
+        """What the derivation establishes, in LaTeX: its name (``lhs`` or start) = its result."""
+        name = self.lhs if self.lhs is not None else _tex(self._steps[0].expr)
+        return name if len(self._steps) == 1 else f"{name} = {_tex(self.result)}"
+
     def _repr_latex_(self) -> str:
         return "$$\n" + self.latex() + "\n$$"
+
+    def _repr_mimebundle_(self, include: object = None, exclude: object = None) -> dict:
+        # The ledger record travels with the display, so the verification ledger page can be
+        # built from the chapters' saved outputs.
+        return {
+            "text/latex": self._repr_latex_(),
+            "text/plain": repr(self),
+            ledger.MIME: ledger.derivation_record(self),
+        }
 
     def __repr__(self) -> str:
         lines = []
