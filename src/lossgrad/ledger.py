@@ -78,10 +78,14 @@ class Claim:
             "verdict": self.verdict,
         }
 
+    def __str__(self) -> str:
+        mark = "proved" if self.method == "proved" else "checked"
+        return f"{mark}: {self.statement} [{self.how}]"
+
     def _repr_mimebundle_(self, include: object = None, exclude: object = None) -> dict:
         mark = "proved" if self.method == "proved" else "checked"
         return {
-            "text/plain": f"{mark}: {self.statement} [{self.how}]",
+            "text/plain": str(self),
             "text/markdown": f"✓ *{mark.capitalize()}:* {self.statement} ({self.how})",
             MIME: self.record(),
         }
@@ -117,8 +121,8 @@ def claim(statement: str, holds: object, how: str, *, proved: bool = False) -> C
     Examples
     --------
     >>> from lossgrad.ledger import claim
-    >>> print(claim("$0.1 + 0.2 \\ne 0.3$ in binary64", 0.1 + 0.2 != 0.3, "one evaluation"))
-    checked: $0.1 + 0.2 \\ne 0.3$ in binary64 [one evaluation]
+    >>> print(claim("0.1 + 0.2 differs from 0.3 in binary64", 0.1 + 0.2 != 0.3, "one evaluation"))
+    checked: 0.1 + 0.2 differs from 0.3 in binary64 [one evaluation]
     >>> claim("$1 > 2$", 1 > 2, "one comparison")
     Traceback (most recent call last):
     ...
