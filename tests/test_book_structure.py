@@ -6,6 +6,8 @@ from pathlib import Path
 
 import yaml
 
+from lossgrad.ledger import MIME
+
 ROOT = Path(__file__).resolve().parent.parent
 BOOK = ROOT / "book"
 
@@ -45,17 +47,41 @@ def test_notebooks_were_executed_top_to_bottom_in_a_fresh_kernel():
         assert counts == list(range(1, len(counts) + 1)), path.name
 
 
-def test_displayed_equations_in_notebooks_come_from_code():
-    # A $$ ... $$ block in a notebook's prose would be algebra no code has checked; displayed
-    # equations are glued from derivations instead. (Theorem statements, inside prf blocks,
-    # restate a result derived in the same chapter and are allowed.)
-    for path in BOOK.glob("*.ipynb"):
-        for cell in json.loads(path.read_text())["cells"]:
-            if cell["cell_type"] != "markdown":
-                continue
-            text = "".join(cell["source"])
-            outside_theorems = re.sub(r"```\{prf:theorem\}.*?```", "", text, flags=re.S)
-            assert "$$" not in outside_theorems, f"{path.name}: unchecked display math:\n{text}"
+# Displays in the prose must name their check: see tests/test_ledger.py.
+
+# Exercises per chapter: at least three everywhere, at least five where the book states most.
+MIN_EXERCISES = {"05-softmax-gradient": 5}
+
+
+def _exercises_and_checked_solutions(cells: list[dict]) -> tuple[list[str], dict[str, int]]:
+    exercises, checks, open_solution = [], {}, None
+    for cell in cells:
+        text = "".join(cell["source"])
+        if cell["cell_type"] == "code" and open_solution:
+            checks[open_solution] += sum(
+                MIME in output.get("data", {}) for output in cell.get("outputs", [])
+            )
+            continue
+        exercises += re.findall(r"```\{exercise\}[^\n]*\n:label: (\S+)", text)
+        for event, label in re.findall(r"```\{solution-(start|end)\}\s*(\S*)", text):
+            if event == "start":
+                open_solution = label
+                checks[label] = 0
+            else:
+                open_solution = None
+    return exercises, checks
+
+
+def test_every_chapter_sets_exercises_with_solutions_checked_by_code():
+    for path in sorted(BOOK.glob("*.ipynb")):
+        exercises, checks = _exercises_and_checked_solutions(json.loads(path.read_text())["cells"])
+        assert len(exercises) >= MIN_EXERCISES.get(path.stem, 3), f"{path.name}: {exercises}"
+        for label in exercises:
+            assert label in checks, f"{path.name}: exercise {label} has no solution"
+            assert checks[label] > 0, (
+                f"{path.name}: the solution of {label} has no code cell with a derivation, "
+                "identity or claim"
+            )
 
 
 def test_every_glued_equation_is_labelled_and_every_label_is_glued():
