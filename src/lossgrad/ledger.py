@@ -308,6 +308,22 @@ def _iter_chapters(srcdir: Path, docnames: Iterable[str]) -> Iterator[tuple[Path
 
 # Sphinx extension ---------------------------------------------------------------------------
 
+
+class LedgerRecordRenderer:
+    """A myst-nb MIME renderer that shows nothing for a ledger record.
+
+    The record is for the ledger page, not for the reader of the chapter, whose output already
+    shows the derivation or claim. Registered under the ``myst_nb.mime_renderers`` entry point
+    (see ``pyproject.toml``), so that myst-nb does not warn about an unknown MIME type.
+    """
+
+    mime_priority_overrides = (("*", MIME, None),)
+
+    @staticmethod
+    def handle_mime(renderer: Any, data: Any, inline: bool) -> list | None:
+        return [] if data.mime_type == MIME else None
+
+
 #: The line in the ledger page that the generated tables replace.
 PLACEHOLDER = "<!-- verification-ledger -->"
 
