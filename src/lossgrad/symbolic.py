@@ -10,12 +10,16 @@ each named function by its definition (:func:`unfold`) before comparing two expr
 
 from __future__ import annotations
 
+from typing import Any
+
 import sympy as sp
+from sympy.printing.precedence import PRECEDENCE_TRADITIONAL
 
 __all__ = [
     "DEFINITIONS",
     "INDEX_RANGES",
     "SHORT_NAMES",
+    "IndexSum",
     "K",
     "as_written",
     "bce_loss",
@@ -23,6 +27,7 @@ __all__ = [
     "binary_entropy",
     "binary_kl",
     "i",
+    "index_sum",
     "j",
     "k",
     "logit",
@@ -35,6 +40,7 @@ __all__ = [
     "softmax_component",
     "softmax_cross_entropy",
     "softplus",
+    "tempered_softmax_component",
     "u",
     "unfold",
     "y",
@@ -124,6 +130,15 @@ def unfold(expr: sp.Expr) -> sp.Expr:
     if isinstance(expr, sp.MatrixBase):
         return expr.applyfunc(unfold)
     expr = sp.sympify(expr)
+    differentiated = {v for d in expr.atoms(sp.Derivative) for v in d.variables}
+    uses_k = any(k in v.free_symbols for v in differentiated)
+    if uses_k and expr.has(softmax_component, tempered_softmax_component):
+        # The definitions of s_i sum over k; sympy differentiates that sum with respect to z_k
+        # as if the two k were one (d s_i / d z_k comes out wrong). Refused rather than guessed.
+        raise ValueError(
+            "k is the summation index of the softmax definitions: differentiate with respect "
+            "to z_i, z_j or another index, not z_k"
+        )
     for _ in range(len(DEFINITIONS) + 1):
         before = expr
         for function, definition in DEFINITIONS.items():
@@ -274,3 +289,138 @@ def softmax_cross_entropy(values: list[sp.Expr], targets: list[sp.Expr]) -> sp.E
     """
     s = softmax(values)
     return as_written(*(_minus(t, sp.log(c)) for t, c in zip(targets, s, strict=True)))
+
+
+# Sums over an index, for statements about every K (chapters 4 and 5) ----------------------
+
+
+def _renaming_is_safe(body: sp.Expr, old: sp.Symbol, new: sp.Symbol) -> bool:
+    # Renaming the bound index old to new must not capture: new may not occur free in the
+    # body, and old may not occur inside an inner sum that binds new.
+    if new in body.free_symbols:
+        return False
+    return all(
+        old not in inner.free_symbols
+        for inner in body.atoms(sp.Sum)
+        if any(limit[0] == new for limit in inner.limits)
+    )
+
+
+def _sum_term(body: sp.Expr, limit: tuple, hints: dict) -> sp.Expr:
+    index, low, high = limit
+    result = sp.Sum(body, limit).doit(**hints)
+    if not isinstance(result, sp.Sum):
+        return result
+    # Factors that do not depend on the index come out of the sum.
+    outside, inside = result.function.as_independent(index, as_Add=False)
+    new = k if _renaming_is_safe(inside, index, k) else index
+    return outside * sp.Sum(inside.xreplace({index: new}), (new, low, high))
+
+
+def _sum_one(body: sp.Expr, limit: tuple, hints: dict) -> sp.Expr:
+    index, low, high = limit
+    # Inside the sum the index lies in low..high (a sum over a Kronecker delta asks exactly this).
+    body = body.subs(
+        {
+            sp.Le(index, high): True,
+            sp.Ge(high, index): True,
+            sp.Ge(index, low): True,
+            sp.Le(low, index): True,
+        }
+    )
+    terms = sp.Add.make_args(sp.expand(body, power_exp=False, power_base=False, log=False))
+    return sp.Add(*(_sum_term(term, limit, hints) for term in terms))
+
+
+class IndexSum(sp.Sum):
+    """A sum over an index whose name does not matter to the checks.
+
+    It prints as the sum it is. Evaluated (as :func:`unfold` does before two expressions are
+    compared), it is split over its terms, factors that do not depend on the index are taken
+    out, and the index is renamed :data:`k` wherever that captures nothing. These are
+    equivalence transformations, so :math:`\\sum_i s_i` and :math:`\\sum_k s_k`, or
+    :math:`\\sum_i \\sum_j v_i v_j` and :math:`(\\sum_k v_k)^2`, become the same expression,
+    which sympy does not see by itself. The name :data:`k` is therefore best kept for
+    summation, never used as a free index next to an :class:`IndexSum`.
+    """
+
+    #: Printed, and parenthesised, as a sum: :math:`(\\sum_k a_k)^2`, not :math:`\\sum_k a_k^2`.
+    precedence = PRECEDENCE_TRADITIONAL["Sum"]
+
+    def _latex(self, printer: Any, **options: object) -> str:
+        if len(self.limits) == 1:
+            return printer._print_Sum(self)
+        # Several indices: nested sums, the outermost first, as they were written.
+        signs = "".join(
+            rf"\sum_{{{printer._print(index)}={printer._print(low)}}}^{{{printer._print(high)}}} "
+            for index, low, high in reversed(self.limits)
+        )
+        body = printer._print(self.function)
+        return signs + (rf"\left({body}\right)" if self.function.is_Add else body)
+
+    def doit(self, **hints: object) -> sp.Expr:
+        body = self.function.doit(**hints) if hints.get("deep", True) else self.function
+        for limit in self.limits:
+            body = _sum_one(body, limit, hints)
+        return body
+
+
+def index_sum(body: sp.Expr, index: sp.Symbol) -> IndexSum:
+    """:math:`\\sum_{index=1}^{K} body`, an :class:`IndexSum` over 1..K.
+
+    Used in chapters 4 and 5, "Softmax and its Jacobian" and "The gradient of softmax
+    cross-entropy", for statements proved for every number of classes :data:`K`.
+
+    Examples
+    --------
+    >>> from lossgrad.symbolic import i, index_sum, softmax_component, unfold
+    >>> index_sum(softmax_component(i), i)
+    Sum(s(i), (i, 1, K))
+    >>> unfold(index_sum(softmax_component(i), i))
+    1
+    """
+    return IndexSum(body, (index, 1, K))
+
+
+class tempered_softmax_component(sp.Function):
+    """:math:`s_i(z/T)`, the softmax of the logits divided by a temperature :math:`T`.
+
+    ``tempered_softmax_component(i, T)`` is the component for a general :data:`K`;
+    ``tempered_softmax_component(n, T, z_1, ..., z_K)`` the same for explicit logits. It
+    prints with its argument, :math:`s_i(z/T)`, so that it is not read as :math:`s_i(z)`.
+    Like the other named functions, it is replaced by its definition by :func:`unfold`.
+    Used in chapters 4 and 5.
+
+    Examples
+    --------
+    >>> import sympy as sp
+    >>> from lossgrad.symbolic import i, tempered_softmax_component, unfold
+    >>> T = sp.Symbol("T", positive=True)
+    >>> tempered_softmax_component(i, T)
+    s_i(z/T)
+    >>> unfold(tempered_softmax_component(i, T))
+    exp(z[i]/T)/Sum(exp(z[k]/T), (k, 1, K))
+    """
+
+    is_real = True
+    is_positive = True
+
+    def _latex(self, printer: object, exp: str | None = None) -> str:
+        index, temperature = self.args[:2]
+        base = rf"s_{{{printer._print(index)}}}(z/{printer._print(temperature)})"
+        return base if exp is None else rf"{base}^{{{exp}}}"
+
+    def _sympystr(self, printer: object) -> str:
+        index, temperature = self.args[:2]
+        return f"s_{printer._print(index)}(z/{printer._print(temperature)})"
+
+
+def _tempered_definition(index: sp.Expr, temperature: sp.Expr, *values: sp.Expr) -> sp.Expr:
+    return (
+        _softmax_definition(index, *(a / temperature for a in values))
+        if values
+        else (sp.exp(z[index] / temperature) / sp.Sum(sp.exp(z[k] / temperature), (k, 1, K)))
+    )
+
+
+DEFINITIONS[tempered_softmax_component] = _tempered_definition
