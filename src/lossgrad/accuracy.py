@@ -12,7 +12,14 @@ import mpmath
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["DIGITS", "bce_grad_condition", "exact_bce", "exact_bce_grad", "ulp_error"]
+__all__ = [
+    "DIGITS",
+    "bce_grad_condition",
+    "bce_references",
+    "exact_bce",
+    "exact_bce_grad",
+    "ulp_error",
+]
 
 #: Working precision of the exact references, in significant decimal digits.
 DIGITS = 50
@@ -95,6 +102,32 @@ def bce_grad_condition(u: float, p: float) -> float:
             return 0.0
         e = mpmath.exp(-abs(u))
         return float(abs(u * e / (1 + e) ** 2 / grad))
+
+
+def bce_references(u: ArrayLike, p: ArrayLike) -> tuple[list, list, NDArray]:
+    """Exact losses, exact gradients and the gradient's condition numbers at many points.
+
+    Used in chapter 8, "Floating point". ``u`` and ``p`` are flattened after broadcasting;
+    the references are evaluated at the floating-point values themselves, so the rounding of
+    the inputs is not counted as error.
+
+    Returns
+    -------
+    (list of mpmath.mpf, list of mpmath.mpf, ndarray)
+        :func:`exact_bce`, :func:`exact_bce_grad` and :func:`bce_grad_condition` at each point.
+
+    Examples
+    --------
+    >>> from lossgrad.accuracy import bce_references
+    >>> loss, grad, kappa = bce_references([0.0, 2.0], 0.5)
+    >>> [float(g) for g in grad], [round(float(k), 3) for k in kappa]
+    ([0.0, 0.3807970779778824], [0.0, 0.551])
+    """
+    u, p = (np.ravel(x).astype(np.float64) for x in np.broadcast_arrays(u, p))
+    loss = [exact_bce(a, b) for a, b in zip(u, p, strict=True)]
+    grad = [exact_bce_grad(a, b) for a, b in zip(u, p, strict=True)]
+    kappa = np.array([bce_grad_condition(a, b) for a, b in zip(u, p, strict=True)])
+    return loss, grad, kappa
 
 
 def ulp_error(computed: ArrayLike, exact: Iterable, dtype: type = np.float64) -> NDArray:

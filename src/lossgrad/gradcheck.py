@@ -1,8 +1,8 @@
 """Gradient checks: compare an analytic derivative with a finite-difference estimate.
 
 Central differences and the complex step, and the relative-difference metric. Used in chapter 3
-to check :math:`L'(u) = \\sigma(u) - p` on a grid, in chapter 9, "Checking gradients", for every
-gradient in the book, and in the tests.
+to check :math:`L'(u) = \\sigma(u) - p` on a grid, in chapter 9, "Checking gradients", for each
+gradient function of the package with every combination of its options, and in the tests.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ def central_difference(
     The truncation error is :math:`O(h^2)` and the rounding error :math:`O(\epsilon/h)`;
     :math:`h \propto \epsilon^{1/3}` balances the two, for a total error near
     :math:`\epsilon^{2/3} \approx 4 \times 10^{-11}` relative to the scale of :math:`f`.
-    The step is rounded so that :math:`x \pm h` are exactly :math:`h` away from :math:`x`.
+    The step is rounded so that :math:`x + h` is exactly :math:`h` away from :math:`x`
+    (:math:`x - h` is rounded like any other result).
 
     Parameters
     ----------
@@ -94,9 +95,11 @@ def complex_step(
 
         f'(x) \approx \frac{\operatorname{Im} f(x + ih)}{h}
 
-    There is no subtraction, so no cancellation: the step can be tiny (:math:`10^{-20}`) and
-    the estimate is accurate to the last digits. ``f`` must accept complex input and be built
-    from analytic operations (no ``abs``, ``max`` or comparisons on the argument).
+    There is no subtraction, so no cancellation: the step can be tiny (:math:`10^{-20}`), and
+    the estimate is about as accurate as evaluating a formula for :math:`f'` in floating point
+    (a few ULPs where that is well conditioned; chapter 9 measures it), not exact. ``f`` must
+    accept complex input and be built from analytic operations (no ``abs``, ``max`` or
+    comparisons on the argument).
 
     References
     ----------
@@ -144,8 +147,8 @@ def check_gradient(
 
     ``f`` maps an array ``x`` to a scalar; each coordinate is perturbed in turn, by a central
     difference (``method="central"``) or a complex step (``method="complex"``, for which ``f``
-    must accept complex arrays). Chapter 9, "Checking gradients", applies it to every gradient
-    in the book.
+    must accept complex arrays). Chapter 9, "Checking gradients", applies it to each gradient
+    function of the package, with every combination of its options.
 
     Examples
     --------
