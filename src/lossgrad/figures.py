@@ -5,6 +5,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from lossgrad.accuracy import exact_bce, exact_bce_grad, ulp_error
 from lossgrad.descent import descent_path
@@ -21,6 +22,8 @@ from lossgrad.simplex import draw_simplex, to_ternary
 __all__ = [
     "BCE_METHODS",
     "bce_figure",
+    "bce_ulp_errors",
+    "derivative_step_errors",
     "derivative_step_figure",
     "gradient_norm_figure",
     "logit_plane_figure",
@@ -119,7 +122,8 @@ def logit_plane_figure(
     Drawn in chapter 7, "Seeing the gradients".
 
     With two classes the plane is :math:`(z_1, z_2)`; with three, :math:`z_3` is held at
-    ``third``. Arrows show :math:`-\\nabla L`, the direction gradient descent moves.
+    ``third``. Arrows show :math:`-\\nabla L`, the direction gradient descent moves, on one scale
+    in every panel; the panels also share one colour scale, the one the colour bar shows.
 
     Examples
     --------
@@ -132,12 +136,15 @@ def logit_plane_figure(
     fine = np.linspace(-limit, limit, 201)
     coarse = np.linspace(-limit, limit, 13)
     fig, axes = plt.subplots(1, len(targets), sharey=True, figsize=(4.2 * len(targets), 3.9))
-    for ax, target in zip(np.atleast_1d(axes), targets, strict=True):
+    first, second = np.meshgrid(fine, fine)
+    losses = [_loss_and_gradient_on_plane(np.array(t), first, second, third)[0] for t in targets]
+    # One colour scale for every panel, so that the single colour bar is right for each.
+    levels = MaxNLocator(16).tick_values(min(map(np.min, losses)), max(map(np.max, losses)))
+    for ax, target, loss in zip(np.atleast_1d(axes), targets, losses, strict=True):
         y = np.array(target)
         first, second = np.meshgrid(fine, fine)
-        loss, _ = _loss_and_gradient_on_plane(y, first, second, third)
-        filled = ax.contourf(first, second, loss, levels=14, cmap=_MAP)
-        ax.contour(first, second, loss, levels=14, colors="white", linewidths=0.4)
+        filled = ax.contourf(first, second, loss, levels=levels, cmap=_MAP)
+        ax.contour(first, second, loss, levels=levels, colors="white", linewidths=0.4)
         first, second = np.meshgrid(coarse, coarse)
         _, grad = _loss_and_gradient_on_plane(y, first, second, third)
         ax.quiver(first, second, -grad[..., 0], -grad[..., 1], color="white", angles="xy",
@@ -241,6 +248,40 @@ BCE_METHODS = {
 }
 
 
+def bce_ulp_errors(
+    quantity: str,
+    p: float,
+    sign: float = 1.0,
+    dtype: type = np.float64,
+    magnitudes: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """Errors in ULPs of each of :data:`BCE_METHODS`, for one panel of :func:`ulp_error_figure`.
+
+    The loss or the gradient (``quantity``) at target ``p`` over logits ``sign * magnitudes``
+    (by default 89 magnitudes from 1e-8 to 1e3), against mpmath at 50 digits. Inputs and the
+    references both use ``p`` and the logits rounded to ``dtype``. Chapter 8, "Floating point".
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lossgrad.figures import bce_ulp_errors
+    >>> errors = bce_ulp_errors("gradient", 1.0, magnitudes=np.array([40.0]))
+    >>> float(errors["naive"][0]) > 1e15, float(errors["lossgrad"][0]) <= 1
+    (True, True)
+    """
+    magnitudes = np.logspace(-8, 3, 89) if magnitudes is None else magnitudes
+    u = (sign * np.asarray(magnitudes)).astype(dtype)
+    target = np.full_like(u, p)
+    exact_f = exact_bce if quantity == "loss" else exact_bce_grad
+    exact = [exact_f(a, b) for a, b in zip(u, target, strict=True)]
+    errors = {}
+    for name, (loss_f, grad_f) in BCE_METHODS.items():
+        with np.errstate(all="ignore"):
+            computed = (loss_f if quantity == "loss" else grad_f)(u, target)
+        errors[name] = ulp_error(computed, exact, dtype)
+    return errors
+
+
 def ulp_error_figure(
     panels: tuple[tuple[str, float, float], ...] = (
         ("loss", 0.999, 1.0),
@@ -267,14 +308,8 @@ def ulp_error_figure(
     fig, axes = plt.subplots(1, len(panels), sharey=True, figsize=(4.0 * len(panels), 3.6))
     ceiling = 1e18
     for ax, (quantity, p, sign) in zip(np.atleast_1d(axes), panels, strict=True):
-        u = (sign * magnitudes).astype(dtype)
-        target = np.full_like(u, p)
-        exact_f = exact_bce if quantity == "loss" else exact_bce_grad
-        exact = [exact_f(a, p) for a in u]
-        for n, (name, (loss_f, grad_f)) in enumerate(BCE_METHODS.items()):
-            with np.errstate(all="ignore"):
-                computed = (loss_f if quantity == "loss" else grad_f)(u, target)
-            error = ulp_error(computed, exact, dtype)
+        errors = bce_ulp_errors(quantity, p, sign, dtype, magnitudes)
+        for n, (name, error) in enumerate(errors.items()):
             error = np.clip(np.where(error == 0, 1e-2, error), 1e-2, ceiling)
             ax.plot(magnitudes, error, label=name, color=list(PALETTE.values())[n],
                     linestyle=LINESTYLES[n], marker=".", markersize=3)
@@ -286,6 +321,33 @@ def ulp_error_figure(
     np.atleast_1d(axes)[0].set_ylabel(f"error (ULPs of {np.dtype(dtype).name})")
     np.atleast_1d(axes)[0].legend(loc="upper left")
     return fig
+
+
+def derivative_step_errors(
+    u: float = 2.0, p: float = 0.3, steps: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Relative errors of central differences and of the complex step, for each step ``h``.
+
+    The derivative of :math:`\\log(1 + e^{u}) - pu` at ``u``, against :math:`\\sigma(u) - p`
+    at 50 digits; by default 96 steps from 1e-20 to 1e-1. Returns ``(steps, central,
+    complex_step)``. The data of :func:`derivative_step_figure`; chapter 9, "Checking gradients".
+
+    Examples
+    --------
+    >>> from lossgrad.figures import derivative_step_errors
+    >>> steps, central, complex_ = derivative_step_errors()
+    >>> bool(central.min() < 1e-11), bool(complex_[steps < 1e-7].max() < 1e-15)
+    (True, True)
+    """
+
+    def loss(x):
+        return np.log1p(np.exp(x)) - p * x
+
+    exact = float(exact_bce_grad(u, p))
+    steps = np.logspace(-20, -1, 96) if steps is None else np.asarray(steps, dtype=np.float64)
+    central = np.array([abs((loss(u + h) - loss(u - h)) / (2 * h) - exact) for h in steps])
+    complex_ = np.array([abs(np.imag(loss(u + 1j * h)) / h - exact) for h in steps])
+    return steps, central / abs(exact), complex_ / abs(exact)
 
 
 def derivative_step_figure(u: float = 2.0, p: float = 0.3) -> Figure:
@@ -301,14 +363,7 @@ def derivative_step_figure(u: float = 2.0, p: float = 0.3) -> Figure:
     'step $h$'
     """
     use()
-
-    def loss(x):
-        return np.log1p(np.exp(x)) - p * x
-
-    exact = float(exact_bce_grad(u, p))
-    steps = np.logspace(-20, -1, 96)
-    central = [abs((loss(u + h) - loss(u - h)) / (2 * h) - exact) / abs(exact) for h in steps]
-    complex_ = [abs(np.imag(loss(u + 1j * h)) / h - exact) / abs(exact) for h in steps]
+    steps, central, complex_ = derivative_step_errors(u, p)
     floor = 1e-17
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
     ax.plot(steps, np.maximum(central, floor), label="central difference", marker=".")
