@@ -1,12 +1,41 @@
-"""The derivation engine accepts true chains, rejects false steps, and says how it checked."""
+"""The derivation engine accepts true chains, rejects false steps, and says how it checked.
+
+The tests marked "accepted by the engine before issue 7" each reproduce a false step, or an
+internal error, of the engine as it was; they pass only on the engine of lossgrad.checking.
+"""
+
+import time
 
 import pytest
 import sympy as sp
+from sympy.utilities.lambdify import implemented_function
 
-from lossgrad.derivation import Derivation, InvalidStepError, identity
-from lossgrad.symbolic import bce_loss, p, sigmoid, softplus, u, unfold
+from lossgrad.derivation import (
+    Derivation,
+    InvalidStepError,
+    UncheckableStepError,
+    identity,
+)
+from lossgrad.symbolic import (
+    INDEX_RANGES,
+    K,
+    bce_loss,
+    i,
+    j,
+    k,
+    logits,
+    p,
+    sigmoid,
+    softmax,
+    softmax_component,
+    softplus,
+    u,
+    unfold,
+    z,
+)
 
 x = sp.Symbol("x", positive=True)
+W = sp.IndexedBase("W")
 
 
 def test_accepts_the_books_central_chain_symbolically():
@@ -64,8 +93,8 @@ def test_falls_back_to_a_visible_numeric_check_where_sympy_cannot_decide():
     d = identity(sp.atan(x) + sp.atan(1 / x), sp.pi / 2, "reflection", domains={x: (0.01, 100.0)})
     step = d.steps[-1]
     assert (step.method, step.points) == ("numeric", 50)
-    assert step.verdict == "checked numerically at 50 points"
-    assert "checked numerically at 50 points" in d.latex()
+    assert step.verdict == "checked numerically at 50 points, x ∈ [0.01, 100]"
+    assert r"\text{checked numerically at 50 points},\ x \in [0.01, 100]" in d.latex()
     assert d.summary() == "1 step: 0 proved symbolically, 1 checked numerically at 50 points each"
 
 
@@ -90,9 +119,11 @@ def test_renders_for_jupyter_and_as_plain_text():
     assert text[1].strip() == "= softplus(u) - p*u    [simplify; proved symbolically]"
 
 
-def test_rejects_a_useless_number_of_points():
+def test_rejects_a_useless_number_of_points_or_digits():
     with pytest.raises(ValueError, match="points"):
         Derivation(u, points=0)
+    with pytest.raises(ValueError, match="digits"):
+        Derivation(u, digits=10)
 
 
 def test_hidden_start_is_still_what_the_first_step_is_checked_against():
@@ -105,29 +136,24 @@ def test_hidden_start_is_still_what_the_first_step_is_checked_against():
 
 
 # Softmax: explicit K, matrices, and a general K with indexed symbols.
-from lossgrad.symbolic import (  # noqa: E402
-    INDEX_RANGES,
-    i,
-    j,
-    logits,
-    softmax,
-    softmax_component,
-    z,
-)
 
 
-def test_matrix_steps_are_checked_entry_by_entry():
+def _softmax_jacobian():
     zs = logits(3)
     s = softmax(zs)
     jacobian = sp.Matrix(3, 3, lambda a, b: sp.Derivative(s[a], zs[b]))
-    right = sp.diag(*s) - sp.Matrix(s) * sp.Matrix(s).T
+    return jacobian, sp.diag(*s) - sp.Matrix(s) * sp.Matrix(s).T
+
+
+def test_matrix_steps_are_checked_entry_by_entry():
+    jacobian, right = _softmax_jacobian()
     assert Derivation(jacobian).step(right, "Jacobian").steps[-1].method == "symbolic"
     wrong = right.copy()
     wrong[0, 1] = -wrong[0, 1]  # one sign flipped in one entry
-    with pytest.raises(InvalidStepError, match="differ most"):
+    with pytest.raises(InvalidStepError, match=r"row 1, column 2"):
         Derivation(jacobian).step(wrong, "one wrong entry")
     with pytest.raises(InvalidStepError, match="shapes differ"):
-        Derivation(jacobian).step(sp.Matrix(s), "a vector")
+        Derivation(jacobian).step(right[:, 0], "a vector")
 
 
 def test_general_k_proved_with_index_ranges():
@@ -140,8 +166,14 @@ def test_general_k_proved_with_index_ranges():
 def test_general_k_without_a_proof_is_checked_at_small_k_and_labelled_so():
     jacobian = sp.Derivative(softmax_component(i), z[j])
     right = softmax_component(i) * (sp.KroneckerDelta(i, j) - softmax_component(j))
-    step = Derivation(jacobian).step(right, "no index ranges given").steps[-1]
-    assert step.verdict == "checked numerically at 50 points for K = 2, 3, 4"
+    d = Derivation(jacobian).step(right, "no index ranges given")
+    step = d.steps[-1]
+    assert step.instances and step.method == "numeric"
+    assert step.verdict == (
+        "checked numerically for K = 1, 2, 3, 4 and i, j ∈ {1, …, K} at 50 points each, "
+        "z_1, …, z_K ∈ [-10, 10]"
+    )
+    assert r"z_1, \dots, z_K \in [-10, 10]" in d.latex()
 
 
 def test_general_k_false_claim_gives_the_failing_instance():
@@ -150,3 +182,226 @@ def test_general_k_false_claim_gives_the_failing_instance():
         Derivation(jacobian, conditions=INDEX_RANGES).step(
             softmax_component(i) * (1 - softmax_component(j)), "forgot the delta"
         )
+
+
+# Accepted by the engine before issue 7: non-finite claims. A non-finite value on either side
+# rejects a step unless both sides are the same infinity.
+
+
+@pytest.mark.parametrize(
+    ("start", "claim"),
+    [
+        (sp.Derivative(bce_loss(), u), sp.oo),
+        (bce_loss(), sp.nan),
+        (sp.Integer(1), sp.oo),
+        (sp.Piecewise((sp.nan, u < 0), (u, True)), u),  # NaN on half the domain
+    ],
+    ids=["gradient = oo", "loss = nan", "1 = oo", "nan for u < 0"],
+)
+def test_a_non_finite_claim_is_rejected(start, claim):
+    with pytest.raises(InvalidStepError, match="counterexample"):
+        Derivation(start).step(claim, "non-finite")
+
+
+def test_the_same_infinity_on_both_sides_agrees():
+    assert identity(sp.oo, sp.oo + 1).steps[-1].method == "numeric"
+
+
+# Accepted before issue 7: merged multi-index entries. W[1, 1] and W[1, 2] are two numbers.
+
+
+@pytest.mark.parametrize(
+    ("left", "right"),
+    [
+        (W[i, 1], W[i, 2]),
+        (W[i, j], W[i, 1]),
+        (sp.Sum(W[i, k], (k, 1, K)), K * W[i, 1]),
+    ],
+    ids=["W[i,1] = W[i,2]", "W[i,j] = W[i,1]", "sum_k W[i,k] = K W[i,1]"],
+)
+def test_entries_are_named_by_all_their_indices(left, right):
+    with pytest.raises(InvalidStepError, match=r"W_\{1,2\}"):
+        identity(left, right)
+
+
+# Accepted before issue 7: small but real differences.
+
+
+def test_a_nonzero_constant_difference_is_decisive():
+    with pytest.raises(InvalidStepError, match="nonzero constant"):
+        identity(u, u + sp.Rational(1, 10**40))
+    with pytest.raises(InvalidStepError, match="nonzero constant"):
+        identity(sigmoid(u), sigmoid(u) + sp.exp(-100))
+
+
+def test_one_jacobian_entry_off_by_1e_40_is_found():
+    jacobian, right = _softmax_jacobian()
+    off = right.copy()
+    off[1, 2] += sp.Rational(1, 10**40)
+    with pytest.raises(InvalidStepError, match=r"row 2, column 3"):
+        Derivation(jacobian).step(off, "off by 1e-40")
+    # A difference that is not a constant is found numerically, however small.
+    off[1, 2] = right[1, 2] * (1 + sp.Float("1e-40") * sp.exp(logits(3)[0]))
+    with pytest.raises(InvalidStepError, match=r"row 2, column 3\)\n  counterexample"):
+        Derivation(jacobian).step(off, "off by 1e-40 relative")
+
+
+def test_a_tiny_difference_is_real_when_it_stays_put_as_the_precision_grows():
+    # 1e-60 relative: below the rounding error at 50 digits, found at the higher precisions.
+    with pytest.raises(InvalidStepError, match="counterexample"):
+        identity(sp.atan(x) + sp.atan(1 / x), sp.pi / 2 + x / sp.Integer(10) ** 60)
+
+
+# Accepted before issue 7: absolute errors hidden by the size of the values.
+
+
+def test_an_absolute_error_is_not_hidden_by_large_values():
+    with pytest.raises(InvalidStepError) as excinfo:
+        identity(softplus(u), u, domains={u: (100, 1000)})
+    line = next(s for s in str(excinfo.value).splitlines() if "counterexample" in s)
+    before, claimed = line.split("before = ")[1].split(", claimed = ")
+    assert before != claimed, "the values must be printed with digits enough to differ"
+    with pytest.raises(InvalidStepError):
+        identity(sp.exp(x) + 1, sp.exp(x), domains={x: (100, 200)})
+
+
+# Accepted before issue 7: narrow features between random points. End points, 0 and points
+# near 0, and both ends of each domain are sampled.
+
+
+@pytest.mark.parametrize(
+    ("left", "right", "where"),
+    [
+        (sp.tanh(1000 * u), sp.sign(u), "u = "),
+        (sigmoid(1000 * u), sp.Heaviside(u), "u = "),
+        (sp.Min(p, 1 / 1000), sp.Float(1 / 1000), "p = "),
+        (sp.Piecewise((1, sp.Eq(u, 0)), (u, True)), u, "u = 0.0:"),
+    ],
+    ids=["tanh(1000u) = sign u", "sigmoid(1000u) = H(u)", "min(p, 1/1000)", "only at u = 0"],
+)
+def test_narrow_features_are_found(left, right, where):
+    with pytest.raises(InvalidStepError, match=f"counterexample: {where}"):
+        identity(left, right)
+
+
+# Accepted or refuted wrongly before issue 7: domains and assumptions.
+
+
+def test_a_domain_outside_the_symbols_assumptions_is_an_error():
+    with pytest.raises(ValueError, match=r"x is positive"):
+        identity(sp.sqrt(x**2), x, domains={x: (-5, 5)})
+    with pytest.raises(ValueError, match=r"\[0, 1\] of x .* positive"):
+        Derivation(x, domains={x: (0, 1)})
+    assert Derivation(x, domains={x: sp.Interval.Lopen(0, 1)}).domains[x].text() == "(0, 1]"
+
+
+def test_a_negative_symbol_is_sampled_at_negative_values():
+    w = sp.Symbol("w", negative=True)
+    step = identity(sp.atan(w) + sp.atan(1 / w), -sp.pi / 2).steps[-1]
+    assert step.verdict == "checked numerically at 50 points, w ∈ [-10, 0)"
+
+
+def test_an_integer_symbol_is_sampled_at_integers():
+    n = sp.Symbol("n", integer=True)
+    step = identity((-1) ** (n**2), (-1) ** n).steps[-1]
+    assert step.verdict == "checked numerically at 50 points, n ∈ {-10, …, 10}"
+    with pytest.raises(InvalidStepError, match=r"n = -?\d+:"):
+        identity((-1) ** (n**2), 1)
+
+
+def test_a_nonnegative_symbol_is_sampled_at_nonnegative_values():
+    t = sp.Symbol("t", nonnegative=True)
+    step = identity(sp.atan(t + 1) + sp.atan(1 / (t + 1)), sp.pi / 2).steps[-1]
+    assert step.verdict == "checked numerically at 50 points, t ∈ [0, 10]"
+
+
+# Before issue 7 a general K was checked at K = 2, 3, 4 only.
+
+
+def test_general_k_includes_k_equal_to_1():
+    # The sum picks out the term of class 2, which exists only when K >= 2.
+    with pytest.raises(InvalidStepError, match=r"counterexample: K = 1; z_2 = "):
+        identity(sp.Sum(sp.KroneckerDelta(k, 2) * sp.exp(z[k]), (k, 1, K)), sp.exp(z[2]))
+
+
+# Internal errors before issue 7 (NameError, KeyError, SyntaxError, AttributeError, a hang):
+# input the engine cannot handle gives a clear error.
+
+
+@pytest.mark.parametrize(
+    ("left", "right", "message"),
+    [
+        (sp.Function("f")(u), u, "undefined function f"),
+        (sp.zoo, u, "complex infinity"),
+        (sp.log(0), u, "complex infinity"),
+        (sp.atan(u) + sp.atan(1 / u), sp.pi / 2 * sp.sign(u), r"division by zero at u = 0\.0"),
+        (sp.Array([u, u]), sp.Array([u, u]), "Arrays are not supported"),
+        (sp.MatrixSymbol("A", 2, 2), sp.MatrixSymbol("A", 2, 2), "MatrixSymbol"),
+        (sp.Symbol("u"), u, "two different symbols are both named 'u'"),
+    ],
+    ids=["undefined function", "zoo", "log(0)", "division by zero", "Array", "MatrixSymbol",
+         "two symbols named u"],
+)
+def test_input_the_engine_cannot_handle_gives_a_clear_error(left, right, message):
+    with pytest.raises(UncheckableStepError, match=message):
+        identity(left, right)
+
+
+def test_an_error_while_writing_out_a_step_is_a_clear_error():
+    # unfold refuses d/dz_k next to the softmax's own summation index k.
+    with pytest.raises(UncheckableStepError, match=r'step 1 \("d/dz_k"\): could not write out'):
+        Derivation(sp.Derivative(softmax_component(i), z[k])).step(sp.Integer(0), "d/dz_k")
+
+
+def test_an_evaluation_too_large_to_finish_stops_with_an_error():
+    tower = sp.exp(sp.exp(sp.exp(sp.exp(u))))
+    with pytest.raises(UncheckableStepError, match=r"too large to evaluate at u = 3\.0"):
+        identity(tower * (sp.atan(u) + sp.atan(1 / u)), tower * sp.pi / 2, domains={u: (0.5, 3)})
+
+
+def test_a_numeric_check_that_runs_too_long_stops(monkeypatch):
+    monkeypatch.setattr("lossgrad.checking.NUMERIC_SECONDS", 0.5)
+    slow = implemented_function("slow", lambda v: (time.sleep(5), v)[1])
+    started = time.monotonic()
+    with pytest.raises(UncheckableStepError, match=r"longer than 0\.5 s"):
+        identity(slow(u), u)
+    assert time.monotonic() - started < 4
+
+
+def test_symbolic_simplification_out_of_time_falls_through_to_the_numeric_check(monkeypatch):
+    left, right = sigmoid(u), (1 + sp.tanh(u / 2)) / 2
+    assert identity(left, right).steps[-1].method == "symbolic"
+    monkeypatch.setattr("lossgrad.checking.SYMBOLIC_SECONDS", 0.02)
+    step = identity(left, right).steps[-1]
+    assert step.verdict == "checked numerically at 50 points, u ∈ [-30, 30]"
+
+
+# Rendering: verdicts name their domains; justifications with special characters are LaTeX.
+
+
+def test_numeric_verdicts_name_every_domain_in_interval_notation():
+    d = identity(
+        sp.atan(x) + sp.atan(1 / x) + p - p**2,
+        sp.pi / 2 + p * (1 - p),
+        domains={x: sp.Interval.open(0, 5)},
+        points=64,
+    )
+    assert d.steps[-1].verdict == "checked numerically at 64 points, p ∈ (0, 1), x ∈ (0, 5)"
+    assert r"p \in (0, 1),\ x \in (0, 5)" in d.latex()
+
+
+def test_a_justification_with_special_characters_is_valid_latex():
+    d = Derivation(sigmoid(-u)).step(1 - sigmoid(u), r"50% & #1 of z_3, $\sigma_1$")
+    latex = d.latex()
+    assert r"\text{50}\%\text{ }\&\text{ }\#\text{1 of z}\_\text{3, }\sigma_1" in latex
+    assert "%" not in latex.replace(r"\%", "")
+
+
+def test_the_same_derivation_gives_the_same_verdict_every_run():
+    def run():
+        d = identity(sp.atan(x) + sp.atan(1 / x), sp.pi / 2, seed=3)
+        with pytest.raises(InvalidStepError) as excinfo:
+            identity(sp.atan(u) + sp.atan(1 / u), sp.pi / 2, domains={u: (-5, -0.5)}, seed=3)
+        return d.steps[-1].verdict, d.latex(), str(excinfo.value)
+
+    assert run() == run()

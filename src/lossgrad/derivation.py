@@ -1,21 +1,19 @@
 """Step-checked derivations: a chain of equal expressions, each step verified.
 
 A :class:`Derivation` starts from an expression and grows one :meth:`~Derivation.step` at a
-time. Each new expression must equal the previous one. The engine first tries to *prove* the
-equality with sympy (after replacing named functions by their definitions, see
-:func:`lossgrad.symbolic.unfold`); when sympy cannot decide, it falls back to comparing both
-sides at random points of the stated domain with mpmath at 50 significant digits, and the
-rendering says so. A step that is false raises :class:`InvalidStepError` with the step, the
-difference and a counterexample point.
+time. Each new expression must equal the previous one. The engine, :mod:`lossgrad.checking`,
+first tries to *prove* the equality with sympy (after replacing named functions by their
+definitions, see :func:`lossgrad.symbolic.unfold`); when sympy cannot decide, it compares both
+sides numerically at sample points of each symbol's domain, and the rendering says where. A step
+that is false raises :class:`InvalidStepError` with the step, the difference and a
+counterexample; a step the engine cannot evaluate raises :class:`UncheckableStepError`.
 
 Every derivation in the book is written with this module (chapters 2 and 3 onwards).
 """
 
 from __future__ import annotations
 
-import itertools
-import random
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import mpmath
@@ -23,31 +21,29 @@ import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
 from lossgrad import ledger
-from lossgrad.symbolic import AS_WRITTEN, SHORT_NAMES, K, p, q, u, unfold
-
-__all__ = ["DEFAULT_DOMAINS", "Derivation", "InvalidStepError", "Step", "identity"]
-
-#: Where each of the book's symbols lives; used to draw numeric test points.
-DEFAULT_DOMAINS: dict[sp.Symbol, tuple[float, float]] = {
-    u: (-30.0, 30.0),
-    p: (0.0, 1.0),
-    q: (0.0, 1.0),
-}
-
-#: Symbolic strategies, cheapest first. Each must be an equivalence transformation for real
-#: symbols, so that a zero result is a proof; ``expand_log`` without ``force`` only splits a
-#: logarithm where sympy can show its arguments are positive.
-_STRATEGIES: tuple[tuple[str, Callable[[sp.Expr], sp.Expr]], ...] = (
-    ("expand", sp.expand),
-    ("simplify", sp.simplify),
-    ("expand_log", lambda e: sp.simplify(sp.expand_log(e))),
-    ("rewrite(exp)", lambda e: sp.simplify(sp.expand_log(sp.expand(e.rewrite(sp.exp))))),
-    ("together", lambda e: sp.simplify(sp.together(sp.expand_log(sp.powsimp(e))))),
+from lossgrad.checking import (
+    CheckSettings,
+    CheckTimeoutError,
+    Evidence,
+    InvalidStepError,
+    Refutation,
+    UncheckableStepError,
+    check_step,
+    describe_values,
 )
+from lossgrad.domains import DEFAULT_DOMAINS, Domain, merged_domains
+from lossgrad.symbolic import AS_WRITTEN, SHORT_NAMES
 
-
-class InvalidStepError(ValueError):
-    """A derivation step that does not follow from the previous expression."""
+__all__ = [
+    "DEFAULT_DOMAINS",
+    "CheckTimeoutError",
+    "Derivation",
+    "Domain",
+    "InvalidStepError",
+    "Step",
+    "UncheckableStepError",
+    "identity",
+]
 
 
 @dataclass(frozen=True)
@@ -62,12 +58,14 @@ class Step:
         A one-line justification, shown beside the line; math goes between dollar signs.
     method : str
         ``"start"`` for the first line, ``"symbolic"`` when sympy proved the step,
-        ``"numeric"`` when it was checked at ``points`` random points.
+        ``"numeric"`` when it was checked at ``points`` points.
     points : int
         How many points the numeric check used (0 for a symbolic proof).
     instances : bool
-        Whether a statement for a general :math:`K` was checked numerically at
-        :math:`K = 2, 3, 4` and every value of its free indices.
+        Whether a statement for a general :math:`K` was checked numerically at particular
+        values of :math:`K` (listed in the verdict) and every value of its free indices.
+    evidence : lossgrad.checking.Evidence or None
+        For a numeric check, where it looked: points, domains, values of :math:`K`.
     """
 
     expr: sp.Expr
@@ -75,133 +73,27 @@ class Step:
     method: str
     points: int = 0
     instances: bool = False
+    evidence: Evidence | None = None
 
     @property
     def verdict(self) -> str:
-        """How the step was verified, in words."""
+        """How the step was verified, in words (with the domains of a numeric check)."""
         if self.method == "symbolic":
             return "proved symbolically"
         if self.method == "numeric":
-            where = " for K = 2, 3, 4" if self.instances else ""
-            return f"checked numerically at {self.points} points{where}"
+            if self.evidence is not None:
+                return self.evidence.text()
+            return f"checked numerically at {self.points} points"
         return ""
 
-
-def _domain_of(
-    symbol: sp.Symbol, domains: Mapping[sp.Symbol, tuple[float, float]]
-) -> tuple[float, float]:
-    if symbol in domains:
-        return domains[symbol]
-    if symbol.is_positive:
-        return (1e-3, 10.0)
-    if symbol.is_nonnegative:
-        return (0.0, 10.0)
-    return (-10.0, 10.0)
-
-
-def _is_zero_symbolically(difference: sp.Expr, conditions: Mapping[sp.Basic, bool]) -> bool:
-    # A sum over a Kronecker delta evaluates to a Piecewise whose condition is that the free
-    # index lies in range; the derivation's conditions settle it.
-    difference = difference.doit().subs(conditions) if conditions else difference
-    for _name, strategy in _STRATEGIES:
-        try:
-            if strategy(difference) == 0:
-                return True
-        except (TypeError, ValueError, NotImplementedError, RecursionError):
-            continue
-    return False
-
-
-@dataclass(frozen=True)
-class _NumericCheck:
-    agree: bool
-    points: int
-    worst: dict[sp.Symbol, mpmath.mpf] | None
-    worst_values: tuple[object, object] | None
-    worst_gap: object
-    worst_pair: int = 0
-
-
-def _numeric_check(
-    pairs: list[tuple[sp.Expr, sp.Expr]],
-    domains: Mapping[sp.Symbol, tuple[float, float]],
-    points: int,
-    seed: int,
-    digits: int,
-) -> _NumericCheck:
-    """Compare pairs of expressions at random points with mpmath at ``digits`` digits."""
-    symbols = sorted(
-        set().union(*(a.free_symbols | b.free_symbols for a, b in pairs)), key=lambda s: s.name
-    )
-    functions = [
-        (sp.lambdify(symbols, a, modules="mpmath"), sp.lambdify(symbols, b, modules="mpmath"))
-        for a, b in pairs
-    ]
-    rng = random.Random(seed)
-    worst, worst_values, worst_gap, worst_pair = None, None, mpmath.mpf(-1), 0
-    with mpmath.workdps(digits):
-        tolerance = mpmath.mpf(10) ** (15 - digits)
-        for _ in range(points):
-            point = {}
-            for s in symbols:
-                lo, hi = _domain_of(s, domains)
-                # Open interval: the end points of a domain are often where a logarithm is 0·log 0.
-                point[s] = mpmath.mpf(lo) + (mpmath.mpf(hi) - mpmath.mpf(lo)) * mpmath.mpf(
-                    rng.uniform(1e-6, 1 - 1e-6)
-                )
-            args = [point[s] for s in symbols]
-            for n, (f, g) in enumerate(functions):
-                a, b = f(*args), g(*args)
-                gap = abs(a - b) / max(1, abs(a), abs(b))
-                if gap > worst_gap:
-                    worst, worst_values, worst_gap, worst_pair = point, (a, b), gap, n
-    return _NumericCheck(
-        bool(worst_gap <= tolerance), points, worst, worst_values, worst_gap, worst_pair
-    )
-
-
-def _entries(
-    before: sp.Expr | sp.MatrixBase, after: sp.Expr | sp.MatrixBase, index: int
-) -> list[tuple[sp.Expr, sp.Expr]]:
-    """The pairs of scalars to compare: one, or one per matrix entry."""
-    matrices = isinstance(before, sp.MatrixBase), isinstance(after, sp.MatrixBase)
-    if not any(matrices):
-        return [(before, after)]
-    if not all(matrices) or before.shape != after.shape:
-        shapes = [getattr(e, "shape", "a scalar") for e in (before, after)]
-        raise InvalidStepError(f"step {index}: shapes differ, {shapes[0]} then {shapes[1]}")
-    return list(zip(before, after, strict=True))
-
-
-def _instances(
-    pairs: list[tuple[sp.Expr, sp.Expr]],
-) -> tuple[list[tuple[sp.Expr, sp.Expr]], list[str]]:
-    """Each pair with K = 2, 3, 4, its free indices set every way, and z[n] made a symbol z_n."""
-    indices = sorted(
-        {s for a, b in pairs for s in (a.free_symbols | b.free_symbols) if s.is_integer} - {K},
-        key=lambda s: s.name,
-    )
-
-    def concrete(e: sp.Expr, values: dict[sp.Symbol, int]) -> sp.Expr:
-        e = e.subs(values).doit()
-        return e.replace(
-            lambda x: isinstance(x, sp.Indexed),
-            lambda x: sp.Symbol(f"{x.base}_{x.indices[0]}", real=True),
-        )
-
-    result, labels = [], []
-    for size in (2, 3, 4):
-        for values in itertools.product(range(1, size + 1), repeat=len(indices)):
-            assignment = {K: size, **dict(zip(indices, values, strict=True))}
-            label = ", ".join(f"{s} = {v}" for s, v in assignment.items())
-            for a, b in pairs:
-                result.append((concrete(a, assignment), concrete(b, assignment)))
-                labels.append(f"{label}; ")
-    return result, labels
-
-
-def _format_point(point: Mapping[sp.Symbol, object]) -> str:
-    return ", ".join(f"{s} = {mpmath.nstr(v, 6)}" for s, v in point.items()) or "(no variables)"
+    @property
+    def verdict_latex(self) -> str:
+        """The verdict of a numeric check as LaTeX (math mode); empty for other steps."""
+        if self.method != "numeric":
+            return ""
+        if self.evidence is not None:
+            return self.evidence.latex()
+        return rf"\text{{{_escape_text(self.verdict)}}}"
 
 
 class Derivation:
@@ -222,13 +114,19 @@ class Derivation:
         definition written out); the first step is still checked against the start.
     why : str, default "definition"
         The justification shown beside the first line.
-    domains : mapping of sympy.Symbol to (low, high), optional
-        Where each symbol lives, for the numeric fallback; merged over
-        :data:`DEFAULT_DOMAINS` (``u`` in [-30, 30], ``p`` and ``q`` in (0, 1)).
+    domains : mapping of sympy.Symbol to (low, high) or sympy.Interval, optional
+        Where each symbol lives, for the numeric check: a pair is a closed interval, an
+        ``Interval`` may be open at either end; a key may also be an ``IndexedBase`` (a domain
+        for each of its entries). Merged over :data:`DEFAULT_DOMAINS`: ``u`` in [-30, 30],
+        ``p`` and ``q`` in the open interval (0, 1) (p log p is undefined at 0; chapters
+        substitute hard targets explicitly). Any other symbol lives in [-10, 10], cut to the
+        side of 0 its sign assumption allows; integer symbols at the integers there.
     points : int, default 50
-        Number of random points for the numeric fallback.
+        Number of points of the numeric check (at least the special points: end points, 0,
+        points near 0 and near both ends).
     digits : int, default 50
-        Working precision of the numeric fallback, in significant decimal digits.
+        Lowest working precision of the numeric check, in significant decimal digits; each
+        point is evaluated again at 2, 3, ... times as many, until the difference settles.
     seed : int, default 0
         Seed for the numeric test points, so that every run checks the same points.
     conditions : iterable of sympy relations, optional
@@ -236,16 +134,23 @@ class Derivation:
         (:data:`lossgrad.symbolic.INDEX_RANGES`); substituted into the conditions of a
         ``Piecewise``, which is how sympy asks about them.
 
-    Expressions may also be sympy matrices, compared entry by entry.
+    Raises
+    ------
+    ValueError
+        If a domain includes values its symbol's assumptions exclude (a positive symbol on
+        [-5, 5]), or an option is out of range.
 
     Notes
     -----
-    A step is accepted when the difference of the two expressions, with every named function
-    replaced by its definition and every derivative carried out, simplifies to 0 under one of a
-    few equivalence-preserving sympy strategies. Otherwise the two sides are evaluated at
-    ``points`` random points of the domain; a relative gap above :math:`10^{15-\\text{digits}}`
-    anywhere rejects the step, and otherwise it is accepted and marked as checked numerically.
-    A numeric check is evidence, not a proof; the rendering says which steps are which.
+    Expressions may also be sympy matrices, compared entry by entry. A step is accepted when
+    the difference of the two expressions, with every named function replaced by its definition
+    and every derivative carried out, simplifies to 0 under one of a few equivalence-preserving
+    sympy strategies; a difference that simplifies to a nonzero constant rejects it. Otherwise
+    both sides are compared numerically (:mod:`lossgrad.checking`): any difference that stays
+    put as the working precision grows rejects the step, however small, and so does a
+    non-finite value on either side unless both are the same infinity. A statement for a general
+    :math:`K` is checked at :math:`K = 1, 2, 3, 4`. A numeric check is evidence, not a proof; the
+    rendering says which steps are which, and where each numeric check looked.
 
     Examples
     --------
@@ -258,7 +163,10 @@ class Derivation:
     >>> Derivation(sigmoid(-u)).step(sigmoid(u), "a wrong claim")
     Traceback (most recent call last):
     ...
-    lossgrad.derivation.InvalidStepError: step 1 ("a wrong claim") does not follow...
+    lossgrad.checking.InvalidStepError: step 1 ("a wrong claim") does not follow...
+    >>> x = sp.Symbol("x", positive=True)
+    >>> identity(sp.atan(x) + sp.atan(1 / x), sp.pi / 2).steps[-1].verdict
+    'checked numerically at 50 points, x ∈ (0, 10]'
     """
 
     def __init__(
@@ -268,7 +176,7 @@ class Derivation:
         lhs: str | None = None,
         show_start: bool = True,
         why: str = "definition",
-        domains: Mapping[sp.Symbol, tuple[float, float]] | None = None,
+        domains: Mapping[sp.Symbol, object] | None = None,
         points: int = 50,
         digits: int = 50,
         seed: int = 0,
@@ -276,11 +184,13 @@ class Derivation:
     ) -> None:
         if points < 1:
             raise ValueError(f"points must be at least 1, got {points}")
+        if digits < 15:
+            raise ValueError(f"digits must be at least 15, got {digits}")
         if not show_start and lhs is None:
             raise ValueError("show_start=False needs an lhs to stand for the start")
         self.lhs = lhs
         self.show_start = show_start
-        self.domains = {**DEFAULT_DOMAINS, **(domains or {})}
+        self.domains = merged_domains(domains)
         self.points = points
         self.digits = digits
         self.seed = seed
@@ -306,85 +216,35 @@ class Derivation:
         ------
         InvalidStepError
             If ``expr`` is not equal to the previous expression on the domain, with the
-            difference and the point where the two sides differ most.
+            difference and a point where the two sides differ (for a matrix, the row and
+            column of the entry).
+        UncheckableStepError
+            If the engine cannot evaluate the step (an undefined function, ``zoo``, a
+            division by zero at a sample point, ...) or the check ran out of time.
         """
         expr = sp.sympify(expr)
         before = self._steps[-1].expr
         index = len(self._steps)
-        unfolded_before, unfolded_after = unfold(before), unfold(expr)
-        pairs = _entries(unfolded_before, unfolded_after, index)
-        if all(_is_zero_symbolically(a - b, self.conditions) for a, b in pairs):
-            self._steps.append(Step(expr, why, "symbolic"))
-            return self
-        labels = [""] * len(pairs)
-        general = any(a.has(sp.Indexed, sp.Sum) or b.has(sp.Indexed, sp.Sum) for a, b in pairs)
-        if general:
-            # A statement for every K is checked for K = 2, 3, 4 and every value of its indices.
-            pairs, labels = _instances(pairs)
-        check = _numeric_check(
-            pairs,
-            self.domains,
-            self.points,
-            self.seed + index,
-            self.digits,
-        )
-        if not check.agree:
-            left, right = check.worst_values
-            worst_before, worst_after = pairs[check.worst_pair]
-            used = worst_before.free_symbols | worst_after.free_symbols
-            point = {s: v for s, v in check.worst.items() if s in used}
-            raise InvalidStepError(
-                f'step {index} ("{why}") does not follow from the line before it.\n'
-                f"  before:      {_text(before)}\n"
-                f"  claimed:     {_text(expr)}\n"
-                f"  difference:  {_text(sp.simplify(worst_before - worst_after))}"
-                f"{' (the entry where the two sides differ most)' if len(pairs) > 1 else ''}\n"
-                f"  counterexample: {labels[check.worst_pair]}{_format_point(point)}: before = "
-                f"{mpmath.nstr(left, 12)}, claimed = {mpmath.nstr(right, 12)}"
-            )
-        self._steps.append(Step(expr, why, "numeric", check.points, general))
+        settings = CheckSettings(self.domains, self.points, self.digits, self.conditions)
+        try:
+            outcome = check_step(before, expr, settings, seed=self.seed + index)
+        except (InvalidStepError, UncheckableStepError) as error:
+            raise type(error)(f'step {index} ("{why}"): {error}') from None
+        if outcome.refutation is not None:
+            raise InvalidStepError(_refutation_text(index, why, before, expr, outcome.refutation))
+        evidence = outcome.evidence
+        points = evidence.points if evidence else 0
+        general = bool(evidence and evidence.sizes)
+        self._steps.append(Step(expr, why, outcome.method, points, general, evidence))
         return self
 
     def summary(self) -> str:
         """One sentence saying how each step was verified."""
-        checked = self._steps[1:]
-        symbolic = sum(s.method == "symbolic" for s in checked)
-        numeric = [s for s in checked if s.method == "numeric"]
-        parts = [f"{symbolic} proved symbolically"]
-        if numeric:
-            parts.append(f"{len(numeric)} checked numerically at {numeric[0].points} points each")
-        return f"{len(checked)} step{'s' if len(checked) != 1 else ''}: " + ", ".join(parts)
+        return _summary(self._steps[1:])
 
     def latex(self) -> str:
         """The derivation as an ``aligned`` LaTeX block with a justification on each line."""
-        rows = []
-        first, *rest = self._steps
-        if self.lhs is not None and self.show_start:
-            rows.append((self.lhs, first.expr, first.why, first.verdict))
-            lines = rest
-        else:
-            left = self.lhs if self.lhs is not None else _tex(first.expr)
-            rows.append((left, rest[0].expr if rest else None, *_notes(rest)))
-            lines = rest[1:]
-        for s in lines:
-            rows.append(("", s.expr, s.why, s.verdict))
-        body = []
-        for left, expr, why, verdict in rows:
-            right = "" if expr is None else "= " + _tex(expr)
-            # Justifications in \small, as a textbook sets them, to leave room for the number.
-            note = _why_tex(why)
-            # A check mark keeps the line short enough to leave room for the equation number;
-            # the rarer numeric check is spelled out, because it is weaker than a proof.
-            numeric = ""
-            if verdict == "proved symbolically":
-                note += r"\ \checkmark"
-            elif verdict:
-                numeric = rf"\text{{[{verdict}]}}"
-            body.append(rf"{left} &{right} && {{\small {note}}}" if note else rf"{left} &{right}")
-            if numeric:
-                # On a row of its own, under the expression, so that the line stays narrow.
-                body.append(rf" & \quad {{\small {numeric}}}")
-        return "\\begin{aligned}\n" + " \\\\\n".join(body) + "\n\\end{aligned}"
+        return _latex(self._steps, self.lhs, self.show_start)
 
     @property
     def statement_latex(self) -> str:
@@ -405,15 +265,66 @@ class Derivation:
         }
 
     def __repr__(self) -> str:
-        lines = []
-        name = self.lhs if self.lhs is not None else _text(self._steps[0].expr)
-        for i, s in enumerate(self._steps):
-            if i == 0 and (self.lhs is None or not self.show_start):
-                continue
-            prefix = name if not lines else " " * len(name)
-            reason = "; ".join(part for part in (s.why, s.verdict) if part)
-            lines.append(f"{prefix} = {_text(s.expr)}" + (f"    [{reason}]" if reason else ""))
-        return "\n".join(lines) if lines else name
+        return _plain(self._steps, self.lhs, self.show_start)
+
+
+# Rendering ----------------------------------------------------------------------------------
+
+
+def _summary(checked: list[Step]) -> str:
+    symbolic = sum(s.method == "symbolic" for s in checked)
+    numeric = [s for s in checked if s.method == "numeric"]
+    parts = [f"{symbolic} proved symbolically"]
+    if numeric:
+        counts = {s.points for s in numeric}
+        each = f" at {numeric[0].points} points each" if len(counts) == 1 else ""
+        parts.append(f"{len(numeric)} checked numerically{each}")
+    return f"{len(checked)} step{'s' if len(checked) != 1 else ''}: " + ", ".join(parts)
+
+
+def _latex(steps: list[Step], lhs: str | None, show_start: bool) -> str:
+    """An ``aligned`` block: the name or start on the first row, then one row per step."""
+    first, *rest = steps
+    if lhs is not None and show_start:
+        rows = [(lhs, first), *(("", s) for s in rest)]
+    elif rest:
+        left = lhs if lhs is not None else _tex(first.expr)
+        rows = [(left, rest[0]), *(("", s) for s in rest[1:])]
+    else:
+        rows = [(lhs if lhs is not None else _tex(first.expr), None)]
+    body = [line for left, s in rows for line in _latex_rows(left, s)]
+    return "\\begin{aligned}\n" + " \\\\\n".join(body) + "\n\\end{aligned}"
+
+
+def _plain(steps: list[Step], lhs: str | None, show_start: bool) -> str:
+    """The derivation as text, one step a line with its justification and verdict."""
+    lines = []
+    name = lhs if lhs is not None else _text(steps[0].expr)
+    for i, s in enumerate(steps):
+        if i == 0 and (lhs is None or not show_start):
+            continue
+        prefix = name if not lines else " " * len(name)
+        reason = "; ".join(part for part in (s.why, s.verdict) if part)
+        lines.append(f"{prefix} = {_text(s.expr)}" + (f"    [{reason}]" if reason else ""))
+    return "\n".join(lines) if lines else name
+
+
+def _latex_rows(left: str, step: Step | None) -> list[str]:
+    """The LaTeX lines of one step: the equation with its justification, then any verdict."""
+    if step is None:
+        return [rf"{left} &"]
+    right = "= " + _tex(step.expr)
+    # Justifications in \small, as a textbook sets them, to leave room for the number.
+    note = _why_tex(step.why)
+    if step.method == "symbolic":
+        # A check mark keeps the line short enough to leave room for the equation number.
+        note += r"\ \checkmark"
+    rows = [rf"{left} &{right} && {{\small {note}}}" if note else rf"{left} &{right}"]
+    if step.method == "numeric":
+        # Spelled out, because it is weaker than a proof; on a row of its own, under the
+        # expression, so that the line stays narrow.
+        rows.append(rf" & \quad {{\small {step.verdict_latex}}}")
+    return rows
 
 
 class _BookLatexPrinter(LatexPrinter):
@@ -449,11 +360,42 @@ def _tex(expr: sp.Expr) -> str:
     return _BookLatexPrinter({"order": "rev-lex"}).doprint(expr)
 
 
+#: Characters that are special in LaTeX, written as math-mode commands that LaTeX and MathJax
+#: both understand (MathJax shows backslash commands inside \text{} literally).
+_SPECIAL = {
+    "\\": r"\backslash",
+    "{": r"\{",
+    "}": r"\}",
+    "%": r"\%",
+    "&": r"\&",
+    "#": r"\#",
+    "_": r"\_",
+    "^": r"\hat{}",
+    "~": r"\sim",
+}
+
+
+def _escape_text(text: str) -> str:
+    """Plain text for \\text{}: each special character closes the text and is set in math."""
+    out = []
+    for char in text:
+        out.append(f"}}{_SPECIAL[char]}\\text{{" if char in _SPECIAL else char)
+    return "".join(out)
+
+
 def _why_tex(why: str) -> str:
-    """A justification as LaTeX: plain text, with math between dollar signs."""
+    """A justification as LaTeX: plain text, with math between dollar signs.
+
+    Examples
+    --------
+    >>> print(_why_tex(r"50% of $\\sigma$ & z_3"))
+    \\text{50}\\%\\text{ of }\\sigma\\text{ }\\&\\text{ z}\\_\\text{3}
+    """
     pieces = why.split("$")
     return "".join(
-        piece if i % 2 else rf"\text{{{piece}}}" for i, piece in enumerate(pieces) if piece
+        piece if i % 2 else rf"\text{{{_escape_text(piece)}}}".replace(r"\text{}", "")
+        for i, piece in enumerate(pieces)
+        if piece
     )
 
 
@@ -461,8 +403,35 @@ def _text(expr: sp.Expr) -> str:
     return sp.sstr(expr, order="rev-lex")
 
 
-def _notes(rest: list[Step]) -> tuple[str, str]:
-    return (rest[0].why, rest[0].verdict) if rest else ("", "")
+def _refutation_text(index: int, why: str, before: sp.Expr, after: sp.Expr, r: Refutation) -> str:
+    """The message of an :class:`InvalidStepError`: the step, the difference, where it fails."""
+    entry = f" (row {r.entry[0]}, column {r.entry[1]})" if r.entry else ""
+    lines = [
+        f'step {index} ("{why}") does not follow from the line before it.',
+        f"  before:      {_text(before)}",
+        f"  claimed:     {_text(after)}",
+        f"  difference:  {_text(r.difference)}{entry}",
+    ]
+    if r.constant:
+        value = mpmath.nstr(mpmath.mpmathify(sp.N(r.difference, 20)), 15)
+        lines.append(f"  the difference is a nonzero constant ({value}): false everywhere")
+        return "\n".join(lines)
+    case = ", ".join(f"{name} = {value}" for name, value in r.case)
+    point = ", ".join(f"{name} = {value!r}" for name, value in r.point) or "(no variables)"
+    left, right = describe_values(r.values, r.digits)
+    lines.append(
+        f"  counterexample: {case + '; ' if case else ''}{point}: "
+        f"before = {left}, claimed = {right}{_gap(*r.values, r.digits)}"
+    )
+    return "\n".join(lines)
+
+
+def _gap(left: object, right: object, digits: int) -> str:
+    """The difference of two finite values, for a reader who cannot spot it in long numbers."""
+    if not (mpmath.isfinite(left) and mpmath.isfinite(right)):
+        return ""
+    with mpmath.workdps(digits):
+        return f" (difference {mpmath.nstr(left - right, 6)})"
 
 
 def identity(
