@@ -22,6 +22,7 @@ __all__ = [
     "IndexSum",
     "K",
     "as_written",
+    "at_logits",
     "bce_loss",
     "binary_cross_entropy",
     "binary_entropy",
@@ -424,3 +425,24 @@ def _tempered_definition(index: sp.Expr, temperature: sp.Expr, *values: sp.Expr)
 
 
 DEFINITIONS[tempered_softmax_component] = _tempered_definition
+
+
+def at_logits(expr: sp.Expr, image: Any) -> sp.Expr:
+    """``expr`` evaluated at other logits: every :math:`z_k` replaced by ``image(z_k)``.
+
+    Named functions are replaced by their definitions first (:func:`unfold`), so that the
+    logits inside them are reached; a sum over :math:`k` keeps its index. Used in chapters 4
+    and 5 for :math:`s_i(z + c\\mathbf{1})` and :math:`L(\\log y + c\\mathbf{1})`, so that a
+    substitution written out by hand is checked against the one made here.
+
+    Examples
+    --------
+    >>> import sympy as sp
+    >>> from lossgrad.symbolic import at_logits, i, softmax_component
+    >>> c = sp.Symbol("c", real=True)
+    >>> at_logits(softmax_component(i), lambda logit: logit + c)
+    exp(c + z[i])/Sum(exp(c + z[k]), (k, 1, K))
+    """
+    return unfold(expr).replace(
+        lambda e: isinstance(e, sp.Indexed) and e.base == z, lambda e: image(e)
+    )
