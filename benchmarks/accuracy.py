@@ -1,17 +1,23 @@
-"""Accuracy of lossgrad's losses and gradients, in ULPs of the exact value, against mpmath.
+"""Accuracy of lossgrad's losses, gradients and reductions, in ULPs of the exact value.
 
-Usage: python benchmarks/accuracy.py        (about half a minute)
+Usage: python benchmarks/accuracy.py        (about a minute)
 
-Exact values come from mpmath at 50 significant digits, evaluated at the floating-point inputs
-themselves (so input rounding is not counted as error). Errors are in units in the last place of
-the exact value in the input's dtype. For gradients, kappa is the relative condition number of
-the gradient with respect to the logits; an error of about kappa ULPs is inherent in the data and
-no method can do better. Compared in the same run: a naive NumPy formula, the common "stable"
-formula, and scipy.special.
+Exact values come from lossgrad.accuracy (mpmath at 50 significant digits, independent of
+lossgrad's kernels), evaluated at the floating-point inputs themselves (so input rounding is not
+counted as error). Errors are in units in the last place of the exact value in the input's
+dtype (lossgrad.accuracy.ulp_error). For gradients, kappa is the relative condition number of
+the gradient with respect to the logits; an error of about kappa ULPs is inherent in the data
+and no method can do better. The binary methods compared are those of the figure in
+"Floating point" (lossgrad.figures.BCE_METHODS), plus scipy.special.
+
+The last sections measure the reductions ("sum" and "mean") against the exact sum of the exact
+element-wise losses, and against the exact sum of lossgrad's own element-wise losses (which
+isolates what the reduction adds), next to numpy's sum of the same losses.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 import warnings
 
@@ -20,9 +26,17 @@ import numpy as np
 from scipy import special
 
 import lossgrad as lg
-from lossgrad.accuracy import bce_grad_condition, exact_bce, exact_bce_grad, ulp_error
+from lossgrad.accuracy import (
+    DIGITS,
+    bce_references,
+    exact_bce,
+    exact_softmax_cross_entropy,
+    softmax_cross_entropy_condition,
+    ulp_error,
+)
+from lossgrad.figures import BCE_METHODS
 
-mpmath.mp.dps = 50
+mpmath.mp.dps = DIGITS  # sums and quotients of the references keep their digits
 warnings.simplefilter("ignore")  # the naive formulas overflow; that is what is being measured
 
 
@@ -42,24 +56,9 @@ REGIONS = {
 }
 
 
-def exact_bce_all(u: float, p: float) -> tuple:
-    """Exact loss, exact gradient and the gradient's condition number (lossgrad.accuracy)."""
-    return exact_bce(u, p), exact_bce_grad(u, p), bce_grad_condition(u, p)
-
-
-BCE_METHODS = {
-    "lossgrad": (
-        lambda u, p: lg.bce_with_logits(u, p, reduction="none"),
-        lambda u, p: lg.bce_with_logits_grad(u, p, reduction="none"),
-    ),
-    "naive numpy": (
-        lambda u, p: np.logaddexp(0, u) - p * u,
-        lambda u, p: 1 / (1 + np.exp(-u)) - p,
-    ),
-    "common stable": (
-        lambda u, p: np.maximum(u, 0) - u * p + np.log1p(np.exp(-np.abs(u))),
-        lambda u, p: special.expit(u) - p,
-    ),
+#: The figure's methods, and scipy.special's functions next to them.
+METHODS = {
+    **BCE_METHODS,
     "scipy.special": (
         lambda u, p: -(p * special.log_expit(u) + (1 - p) * special.log_expit(-u)),
         lambda u, p: special.expit(u) - p,
@@ -72,16 +71,13 @@ def bce_report() -> None:
     for dtype in (np.float64, np.float32):
         u_all = np.repeat(LOGITS.astype(dtype), len(TARGETS))
         p_all = np.tile(np.array(TARGETS, dtype=dtype), len(LOGITS))
-        exact = [exact_bce_all(float(u), float(p)) for u, p in zip(u_all, p_all, strict=True)]
-        loss_exact = [x[0] for x in exact]
-        grad_exact = [x[1] for x in exact]
-        kappa = np.array([x[2] for x in exact])
+        loss_exact, grad_exact, kappa = bce_references(u_all, p_all)
         print(f"### {dtype.__name__} ({len(u_all)} points: |u| from 1e-8 to 1e3, both signs, "
               f"and 0; p in {TARGETS})\n")
         print("| method | quantity | region | max ULP | median ULP | max ULP / max(1, kappa) |")
         print("|---|---|---|---:|---:|---:|")
         worst = {}
-        for name, (loss_f, grad_f) in BCE_METHODS.items():
+        for name, (loss_f, grad_f) in METHODS.items():
             loss_err = ulps(loss_f(u_all, p_all), loss_exact, dtype)
             grad_err = ulps(grad_f(u_all, p_all), grad_exact, dtype)
             for quantity, err in (("loss", loss_err), ("gradient", grad_err)):
@@ -118,30 +114,9 @@ def softmax_cases(rng: np.random.Generator) -> dict:
 
 
 def exact_softmax_ce(row: np.ndarray, target: int) -> tuple:
-    z = [mpmath.mpf(float(v)) for v in row]
-    top = max(range(len(z)), key=lambda k: z[k])
-    e = [mpmath.exp(v - z[top]) for v in z]
-    # log1p of the other classes' total: at 50 digits, log(1 + e^-300) would be exactly 0.
-    others = mpmath.fsum(e[k] for k in range(len(z)) if k != top)
-    total = 1 + others
-    loss = mpmath.log1p(others) + (z[top] - z[target])
-    s = [v / total for v in e]
-    grad = [s[k] for k in range(len(z))]
-    grad[target] = -mpmath.fsum(e[k] for k in range(len(z)) if k != target) / total
-    absz = [abs(v) for v in z]
-    kappa_loss = float(mpmath.fsum(a * abs(g) for a, g in zip(absz, grad, strict=True)) / loss)
-    # kappa_i = sum_j |z_j| |dg_i/dz_j| / |g_i| = s_i sum_{j != i} s_j (|z_i| + |z_j|) / |g_i|,
-    # written without the subtraction 1 - s_i, which 50 digits cannot resolve when s_i ~ 1.
-    weight = mpmath.fsum(s)
-    weighted = mpmath.fsum(a * sk for a, sk in zip(absz, s, strict=True))
-    others_mass = others / total
-    others_weighted = mpmath.fsum(absz[k] * s[k] for k in range(len(z)) if k != top)
-    kappa_grad = []
-    for i in range(len(z)):
-        mass_i = others_mass if i == top else weight - s[i]
-        weighted_i = others_weighted if i == top else weighted - absz[i] * s[i]
-        value = s[i] * (absz[i] * mass_i + weighted_i) / abs(grad[i]) if grad[i] != 0 else 0
-        kappa_grad.append(float(value))
+    """Exact loss and gradient, and their condition numbers (lossgrad.accuracy)."""
+    loss, grad = exact_softmax_cross_entropy(row.tolist(), int(target))
+    kappa_loss, kappa_grad = softmax_cross_entropy_condition(row.tolist(), int(target))
     return loss, grad, kappa_loss, kappa_grad
 
 
@@ -210,8 +185,81 @@ def softmax_report() -> None:
         print()
 
 
+# The reductions ------------------------------------------------------------------------------
+
+
+def _exact_sum(values: np.ndarray) -> mpmath.mpf:
+    """The exact sum of float64 values, as two floats (fsum and its remainder) in mpmath."""
+    values = np.asarray(values, dtype=np.float64).ravel()
+    high = math.fsum(values)
+    low = math.fsum(np.concatenate([values, [-high]]))
+    with mpmath.workdps(40):
+        return mpmath.mpf(high) + mpmath.mpf(low)
+
+
+def _binary_inputs(rng, n: int, dtype: type) -> tuple:
+    # The speed benchmark's distribution: logits ~ N(0, 4^2), soft targets ~ U(0, 1).
+    return (4.0 * rng.standard_normal(n)).astype(dtype), rng.uniform(size=n).astype(dtype)
+
+
+def _softmax_inputs(rng, rows: int, dtype: type) -> tuple:
+    return (3.0 * rng.standard_normal((rows, 1000))).astype(dtype), rng.integers(0, 1000, rows)
+
+
+def reduction_report(binary_size: int = 10**7, softmax_rows: int = 10**4) -> None:
+    print("## The reductions: error of \"sum\" and \"mean\" in ULPs\n")
+    print("lossgrad's reduction is the exact sum of its float64 element-wise losses, rounded once "
+          "(lossgrad.summation); next to it, numpy's np.sum / np.mean of lossgrad's own "
+          "element-wise losses (reduction=\"none\"), in the losses' dtype.\n")
+    rng = np.random.default_rng(8)
+    print("### Against mpmath: the exact sum of the exact losses\n")
+    print("| loss | dtype | size | reduction | lossgrad ULP | numpy on lossgrad's losses ULP |")
+    print("|---|---|---:|---|---:|---:|")
+    for dtype in (np.float64, np.float32):
+        u, p = _binary_inputs(rng, 20_000, dtype)
+        exact = mpmath.fsum(exact_bce(a, b) for a, b in zip(u.tolist(), p.tolist(), strict=True))
+        per_element = lg.bce_with_logits(u, p, reduction="none")
+        _reduction_rows("binary", dtype, f"{u.size:,}", exact, u.size,
+                        lambda r, u=u, p=p: lg.bce_with_logits(u, p, reduction=r), per_element)
+        z, t = _softmax_inputs(rng, 100, dtype)
+        exact = mpmath.fsum(exact_softmax_cross_entropy(row.tolist(), int(k))[0]
+                            for row, k in zip(z, t, strict=True))
+        per_row = lg.softmax_cross_entropy(z, t, reduction="none")
+        _reduction_rows("softmax", dtype, "100 x 1000", exact, len(t),
+                        lambda r, z=z, t=t: lg.softmax_cross_entropy(z, t, reduction=r), per_row)
+    print()
+    print("### At the speed benchmark's size: against the exact sum of lossgrad's float64 "
+          "element-wise losses (what the reduction itself adds)\n")
+    print("| loss | dtype | size | reduction | lossgrad ULP | numpy on lossgrad's losses ULP |")
+    print("|---|---|---:|---|---:|---:|")
+    for dtype in (np.float64, np.float32):
+        u, p = _binary_inputs(rng, binary_size, dtype)
+        wide = lg.bce_with_logits(u.astype(np.float64), p.astype(np.float64), reduction="none")
+        _reduction_rows("binary", dtype, f"{u.size:.0e}", _exact_sum(wide), u.size,
+                        lambda r, u=u, p=p: lg.bce_with_logits(u, p, reduction=r),
+                        lg.bce_with_logits(u, p, reduction="none"))
+        z, t = _softmax_inputs(rng, softmax_rows, dtype)
+        wide = lg.softmax_cross_entropy(z.astype(np.float64), t, reduction="none")
+        _reduction_rows("softmax", dtype, f"{softmax_rows} x 1000", _exact_sum(wide), len(t),
+                        lambda r, z=z, t=t: lg.softmax_cross_entropy(z, t, reduction=r),
+                        lg.softmax_cross_entropy(z, t, reduction="none"))
+    print()
+
+
+def _reduction_rows(loss, dtype, size, exact_sum, count, reduced, per_element) -> None:
+    with mpmath.workdps(DIGITS):
+        for reduction, exact, numpy_value in (
+            ("sum", exact_sum, np.sum(per_element)),
+            ("mean", exact_sum / count, np.mean(per_element)),
+        ):
+            ours = ulps([float(reduced(reduction))], [exact], dtype)[0]
+            theirs = ulps([float(numpy_value)], [exact], dtype)[0]
+            print(f"| {loss} | {np.dtype(dtype).name} | {size} | {reduction} | {ours:.3g} | "
+                  f"{theirs:.3g} |")
+
+
 def extremes_report() -> None:
-    print("## Extreme inputs: any NaN, inf, overflow, invalid operation or division by zero?\n")
+    print("## Extreme inputs: any NaN, a non-finite result from finite input, or a warning?\n")
     u = np.array([-1e308, -1e300, -745.2, -745.0, -40.0, 0.0, 40.0, 745.0, 1e300, 1e308])
     problems = []
     # Underflow to a subnormal or to 0 is the correctly rounded result here, and numpy does not
@@ -235,13 +283,24 @@ def extremes_report() -> None:
                         problems.append(f"{f.__name__} not finite")
                 except (FloatingPointError, RuntimeWarning) as error:
                     problems.append(f"{f.__name__}: {error}")
+            # Infinite logits: the limits (inf where the loss diverges), never NaN.
+            infinite = np.array([-np.inf, np.inf])
+            for p in (0.0, 0.5, 1.0):
+                loss, grad = lg.bce_with_logits_and_grad(infinite, np.full(2, p), reduction="none")
+                if np.any(np.isnan(loss)) or np.any(np.isnan(grad)):
+                    problems.append(f"bce_with_logits_and_grad at ±inf, p={p}: NaN")
+            rows = np.array([[np.inf, 0.5, -1.0], [-np.inf, -np.inf, -np.inf]])
+            loss, grad = lg.softmax_cross_entropy_and_grad(rows, np.array([0, 1]), reduction="none")
+            if np.any(np.isnan(loss)) or np.any(np.isnan(grad)):
+                problems.append("softmax_cross_entropy_and_grad with infinite logits: NaN")
     print("none" if not problems else "\n".join(f"- {p}" for p in problems))
     print()
 
 
 if __name__ == "__main__":
     print(f"numpy {np.__version__}, scipy {sys.modules['scipy'].__version__}, "
-          f"mpmath {mpmath.__version__} at {mpmath.mp.dps} digits\n")
+          f"mpmath {mpmath.__version__}; references at {DIGITS} digits\n")
     bce_report()
     softmax_report()
+    reduction_report()
     extremes_report()

@@ -1,12 +1,23 @@
-"""Speed and memory of lossgrad's loss + gradient against the naive NumPy formulas.
+"""Speed and memory of every lossgrad loss against the naive NumPy computation of the same thing.
 
-Usage: python benchmarks/speed.py [--repeats 7]        (about a minute)
+Usage: python benchmarks/speed.py [--repeats 5] [--size 10000000]      (about three minutes)
 
-Times are medians over interleaved repeats (each repeat runs every method once, in turn, so that
-a slow moment of a noisy machine affects all of them alike) and are reported as ratios to the
-naive formula measured in the same run. Peak extra memory is the largest amount allocated during
-a call beyond its inputs, as seen by tracemalloc (which numpy reports its arrays to), compared
-with the size of the outputs the call must return.
+Every function (loss, gradient, both), reduction ("none", "mean", "sum") and option (weights,
+pos_weight, class weights, label smoothing, ignore_index, index and probability targets), in
+float64 and float32, is timed against the naive NumPy formula for the same quantity, in the same
+run. The naive formulas are the ones of issue 8: ``np.logaddexp(0, u) - p*u`` and
+``expit(u) - p`` for the binary loss, the max-shifted log-sum-exp and ``exp(z - lse)`` for
+softmax, each with its option written the obvious way, then ``np.mean`` or ``np.sum``.
+
+Times are CPU time of the calling thread (``time.thread_time``: the machine is shared, and time
+spent waiting for a core is not the code's), interleaved: each repeat runs the naive formula
+and lossgrad once each, in turn. A cell reports the median over repeats of the ratio
+lossgrad / naive, and in brackets the smallest and largest ratio seen: the spread. Wall-clock
+ratios are printed for the default path too.
+
+Memory is the peak allocated during one call (tracemalloc, which sees numpy's arrays; the call
+runs in a fresh thread, so lossgrad's work arrays, kept per thread, are counted), reported as
+(inputs + peak) / (inputs + outputs): 1.00 means nothing beyond the outputs it must return.
 """
 
 from __future__ import annotations
@@ -15,6 +26,7 @@ import argparse
 import gc
 import os
 import statistics
+import threading
 import time
 import tracemalloc
 
@@ -23,118 +35,268 @@ from scipy import special
 
 import lossgrad as lg
 
-
-def naive_bce(u, p):
-    return np.logaddexp(0, u) - p * u, special.expit(u) - p
-
-
-def lossgrad_bce_fused(u, p):
-    return lg.bce_with_logits_and_grad(u, p, reduction="none")
+REDUCTIONS = ("none", "mean", "sum")
+FUNCTIONS = ("loss", "grad", "loss+grad")
 
 
-def lossgrad_bce_separate(u, p):
-    return (
-        lg.bce_with_logits(u, p, reduction="none"),
-        lg.bce_with_logits_grad(u, p, reduction="none"),
-    )
+def reduce(values: np.ndarray, reduction: str, divisor: float | None = None):
+    if reduction == "none":
+        return values
+    total = np.sum(values)
+    if reduction == "sum":
+        return total
+    return total / values.size if divisor is None else total / divisor
 
 
-def naive_softmax(z, t):
-    rows = np.arange(len(t))
+# Binary cross-entropy: the naive formulas.
+
+
+def naive_bce(function: str, reduction: str, u, p, weight=None, pos_weight=None):
+    results = []
+    if function in ("loss", "loss+grad"):
+        if pos_weight is None:
+            loss = np.logaddexp(0, u) - p * u
+        else:  # PyTorch's form: (1 - p) u + (1 + (pw - 1) p) log(1 + e^-u)
+            loss = (1 - p) * u + (1 + (pos_weight - 1) * p) * np.logaddexp(0, -u)
+        if weight is not None:
+            loss = weight * loss
+        results.append(reduce(loss, reduction))
+    if function in ("grad", "loss+grad"):
+        if pos_weight is None:
+            grad = special.expit(u) - p
+        else:
+            grad = (1 - p + pos_weight * p) * special.expit(u) - pos_weight * p
+        if weight is not None:
+            grad = weight * grad
+        if reduction == "mean":
+            grad = grad / u.size
+        results.append(grad)
+    return results
+
+
+def lossgrad_bce(function: str, reduction: str, u, p, weight=None, pos_weight=None):
+    options = {"weight": weight, "pos_weight": pos_weight, "reduction": reduction}
+    if function == "loss":
+        return [lg.bce_with_logits(u, p, **options)]
+    if function == "grad":
+        return [lg.bce_with_logits_grad(u, p, **options)]
+    return list(lg.bce_with_logits_and_grad(u, p, **options))
+
+
+# Softmax cross-entropy: the naive formulas.
+
+
+def naive_softmax(function, reduction, z, t, weight=None, label_smoothing=0.0, ignore=False):
+    rows = np.arange(z.shape[0])
+    classes = z.shape[1]
     top = z.max(axis=-1, keepdims=True)
     lse = top + np.log(np.exp(z - top).sum(axis=-1, keepdims=True))
-    loss = lse[:, 0] - z[rows, t]
-    grad = np.exp(z - lse)
-    grad[rows, t] -= 1
-    return loss, grad
+    results = []
+    index = t.ndim == 1
+    if index:
+        keep = t != -100 if ignore else None
+        tt = np.where(keep, t, 0) if ignore else t
+    if function in ("loss", "loss+grad"):
+        if index:
+            loss = lse[:, 0] - z[rows, tt]
+            if label_smoothing:
+                loss = (1 - label_smoothing) * loss + label_smoothing * (
+                    lse[:, 0] - z.mean(axis=-1)
+                )
+            if weight is not None:
+                loss = weight[tt] * loss
+            if ignore:
+                loss = loss * keep
+        else:
+            y = t if not label_smoothing else (1 - label_smoothing) * t + label_smoothing / classes
+            loss = (y * (lse - z)).sum(axis=-1)
+        results.append(reduce(loss, reduction, divisor(t, weight, ignore)))
+    if function in ("grad", "loss+grad"):
+        grad = np.exp(z - lse)
+        if index:
+            if label_smoothing:
+                grad -= label_smoothing / classes
+            grad[rows, tt] -= 1 - label_smoothing
+            if weight is not None:
+                grad *= weight[tt][:, None]
+            if ignore:
+                grad *= keep[:, None]
+        else:
+            y = t if not label_smoothing else (1 - label_smoothing) * t + label_smoothing / classes
+            grad -= y
+        if reduction == "mean":
+            grad /= divisor(t, weight, ignore)
+        results.append(grad)
+    return results
 
 
-def lossgrad_softmax_fused(z, t):
-    return lg.softmax_cross_entropy_and_grad(z, t, reduction="none")
+def divisor(t, weight, ignore):
+    if t.ndim != 1:
+        return t.shape[0]
+    keep = t != -100 if ignore else np.ones(t.shape, bool)
+    if weight is not None:
+        return weight[np.where(keep, t, 0)][keep].sum()
+    return keep.sum()
 
 
-def lossgrad_softmax_separate(z, t):
-    return (
-        lg.softmax_cross_entropy(z, t, reduction="none"),
-        lg.softmax_cross_entropy_grad(z, t, reduction="none"),
-    )
+def lossgrad_softmax(function, reduction, z, t, weight=None, label_smoothing=0.0, ignore=False):
+    options = {"weight": weight, "label_smoothing": label_smoothing, "reduction": reduction}
+    if function == "loss":
+        return [lg.softmax_cross_entropy(z, t, **options)]
+    if function == "grad":
+        return [lg.softmax_cross_entropy_grad(z, t, **options)]
+    return list(lg.softmax_cross_entropy_and_grad(z, t, **options))
 
 
-def peak_extra(function, *inputs) -> tuple[int, int]:
-    """(peak bytes allocated during the call, bytes of the outputs it returned)."""
+# Measuring.
+
+
+def ratios(ours, naive, repeats: int, clock=time.thread_time) -> list[float]:
+    """Interleaved repeats: lossgrad / naive per repeat, in CPU time of this thread."""
+    ours(), naive()  # warm both up (page in the inputs, load the code)
+    out = []
+    for _ in range(repeats):
+        gc.collect()
+        start = clock()
+        naive()
+        middle = clock()
+        ours()
+        out.append((clock() - middle) / (middle - start))
+    return out
+
+
+def peak_ratio(function, inputs: list) -> float:
+    """(inputs + peak allocated during the call) / (inputs + outputs), in a fresh thread."""
+    input_bytes = sum(x.nbytes for x in inputs if isinstance(x, np.ndarray))
+    result = {}
+
+    def run():
+        result["out"] = function()
+
     gc.collect()
     tracemalloc.start()
-    outputs = function(*inputs)
+    worker = threading.Thread(target=run)
+    worker.start()
+    worker.join()
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    size = sum(x.nbytes for x in outputs)
-    del outputs
-    return peak, size
+    output_bytes = sum(np.asarray(x).nbytes for x in result.pop("out"))
+    return (input_bytes + peak) / (input_bytes + output_bytes)
 
 
-def timings(methods: dict, inputs: tuple, repeats: int) -> dict:
-    times = {name: [] for name in methods}
-    for _ in range(repeats):
-        for name, function in methods.items():
-            gc.collect()
-            start = time.perf_counter()
-            function(*inputs)
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
+def cell(values: list[float]) -> str:
+    return f"{statistics.median(values):.2f} [{min(values):.2f}–{max(values):.2f}]"
 
 
-def report(title: str, methods: dict, inputs: tuple, repeats: int) -> None:
-    median = timings(methods, inputs, repeats)
-    base = median["naive numpy"]
-    input_bytes = sum(x.nbytes for x in inputs)
+def table(title: str, cases: dict, repeats: int, worst: list) -> None:
     print(f"### {title}\n")
-    print("| method | median time | time / naive | peak extra memory | peak / (inputs + outputs) |")
-    print("|---|---:|---:|---:|---:|")
-    for name, function in methods.items():
-        peak, outputs = peak_extra(function, *inputs)
-        extra = peak - outputs
-        ratio = (input_bytes + peak) / (input_bytes + outputs)
-        print(f"| {name} | {median[name] * 1e3:.0f} ms | {median[name] / base:.2f} | "
-              f"{extra / 2**20:+.1f} MiB | {ratio:.3f} |")
+    print("Time ratio lossgrad / naive, median [min–max] of interleaved repeats; then "
+          "lossgrad's peak memory (inputs + peak) / (inputs + outputs).\n")
+    print("| function | option | " + " | ".join(REDUCTIONS) + " | memory (mean) |")
+    print("|---|---|" + "---:|" * len(REDUCTIONS) + "---:|")
+    for (function, option), (ours, naive, inputs) in cases.items():
+        cells = []
+        for reduction in REDUCTIONS:
+            r = ratios(lambda o=ours, rd=reduction: o(rd), lambda n=naive, rd=reduction: n(rd),
+                       repeats)
+            worst.append((statistics.median(r), f"{title}: {function}, {option}, {reduction}"))
+            cells.append(cell(r))
+        memory = peak_ratio(lambda o=ours: o("mean"), inputs)
+        print(f"| {function} | {option} | " + " | ".join(cells) + f" | {memory:.3f} |")
     print()
+
+
+def bce_cases(u, p, weight, pos_weight) -> dict:
+    options = {
+        "none": {},
+        "weight (per element)": {"weight": weight},
+        "pos_weight (per class, broadcast)": {"pos_weight": pos_weight},
+    }
+    cases = {}
+    for function in FUNCTIONS:
+        for label, extra in options.items():
+            inputs = [u, p, *extra.values()]
+            cases[(function, label)] = (
+                lambda r, f=function, e=extra: lossgrad_bce(f, r, u, p, **e),
+                lambda r, f=function, e=extra: naive_bce(f, r, u, p, **e),
+                inputs,
+            )
+    return cases
+
+
+def softmax_cases(z, t, t_ignored, y, class_weight) -> dict:
+    options = {
+        "class indices": (t, {}),
+        "indices, class weight": (t, {"weight": class_weight}),
+        "indices, label smoothing 0.1": (t, {"label_smoothing": 0.1}),
+        "indices, 10% ignore_index": (t_ignored, {}),
+        "probabilities": (y, {}),
+        "probabilities, label smoothing 0.1": (y, {"label_smoothing": 0.1}),
+    }
+    cases = {}
+    for function in FUNCTIONS:
+        for label, (targets, extra) in options.items():
+            ignore = targets is t_ignored
+            inputs = [z, targets, *extra.values()]
+            cases[(function, label)] = (
+                lambda r, f=function, tg=targets, e=extra: lossgrad_softmax(f, r, z, tg, **e),
+                lambda r, f=function, tg=targets, e=extra, i=ignore: naive_softmax(
+                    f, r, z, tg, ignore=i, **e
+                ),
+                inputs,
+            )
+    return cases
+
+
+def headline(u, p, repeats: int) -> None:
+    """The default call, bce_with_logits_and_grad(u, p), in CPU and wall-clock time."""
+    for name, clock in (("CPU time", time.thread_time), ("wall clock", time.perf_counter)):
+        r = ratios(lambda: lossgrad_bce("loss+grad", "mean", u, p),
+                   lambda: naive_bce("loss+grad", "mean", u, p), repeats, clock)
+        print(f"- `bce_with_logits_and_grad(u, p)` ({u.dtype}), {name}: {cell(r)}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--size", type=int, default=10**7)
     args = parser.parse_args()
     rng = np.random.default_rng(0)
-    print(f"numpy {np.__version__}, {os.cpu_count()} cores, N = {args.size:.0e}, "
-          f"median of {args.repeats} interleaved repeats\n")
-    print("## Binary cross-entropy: loss and gradient, reduction='none'\n")
+    rows = max(1, args.size // 1000)
+    print(f"numpy {np.__version__}, {os.cpu_count()} cores; binary: {args.size:.0e} logits "
+          f"~ N(0, 4^2), soft targets ~ U(0, 1); softmax: {rows} x 1000 logits ~ N(0, 3^2); "
+          f"{args.repeats} interleaved repeats\n")
+    worst: list = []
+    print("## The default path\n")
     for dtype in (np.float64, np.float32):
         u = (4.0 * rng.standard_normal(args.size)).astype(dtype)
         p = rng.uniform(size=args.size).astype(dtype)
-        report(
-            f"{dtype.__name__}, logits ~ N(0, 4^2), soft targets ~ U(0, 1)",
-            {
-                "naive numpy": naive_bce,
-                "lossgrad, fused": lossgrad_bce_fused,
-                "lossgrad, two calls": lossgrad_bce_separate,
-            },
-            (u, p),
-            args.repeats,
-        )
-    print("## Softmax cross-entropy: loss and gradient, 10^4 rows x 10^3 classes\n")
+        headline(u, p, args.repeats)
+    print()
+    print("## Binary cross-entropy\n")
     for dtype in (np.float64, np.float32):
-        z = (3.0 * rng.standard_normal((10**4, 10**3))).astype(dtype)
-        t = rng.integers(0, 10**3, size=10**4)
-        report(
-            f"{dtype.__name__}, logits ~ N(0, 3^2), class-index targets",
-            {
-                "naive numpy": naive_softmax,
-                "lossgrad, fused": lossgrad_softmax_fused,
-                "lossgrad, two calls": lossgrad_softmax_separate,
-            },
-            (z, t),
-            args.repeats,
-        )
+        u = (4.0 * rng.standard_normal((args.size // 100, 100))).astype(dtype)
+        p = rng.uniform(size=u.shape).astype(dtype)
+        weight = rng.uniform(0, 2, size=u.shape).astype(dtype)
+        pos_weight = rng.uniform(0.5, 3, size=100).astype(dtype)
+        table(f"binary, {np.dtype(dtype).name}", bce_cases(u, p, weight, pos_weight),
+              args.repeats, worst)
+    print("## Softmax cross-entropy\n")
+    for dtype in (np.float64, np.float32):
+        z = (3.0 * rng.standard_normal((rows, 1000))).astype(dtype)
+        t = rng.integers(0, 1000, size=rows)
+        t_ignored = np.where(rng.uniform(size=rows) < 0.1, -100, t)
+        y = rng.dirichlet(np.ones(1000), size=rows).astype(dtype)
+        class_weight = rng.uniform(0.5, 2, size=1000).astype(dtype)
+        table(f"softmax, {np.dtype(dtype).name}", softmax_cases(z, t, t_ignored, y, class_weight),
+              args.repeats, worst)
+    worst.sort(reverse=True)
+    above = [w for w in worst if w[0] > 1.0]
+    print(f"## Summary\n\n{len(worst)} configurations; {len(above)} with a median ratio above "
+          f"1.0:\n")
+    for ratio, name in above:
+        print(f"- {ratio:.2f}: {name}")
+    print()
 
 
 if __name__ == "__main__":

@@ -1,7 +1,15 @@
-"""Shared test set-up."""
+"""Shared test set-up: mpmath's precision per test, and the hypothesis profile."""
 
 import mpmath
 import pytest
+from hypothesis import settings
+
+# Property tests draw the same examples every run (derandomize), keep no example database
+# between runs, and have no deadline (mpmath references take their time).
+settings.register_profile(
+    "lossgrad", max_examples=150, deadline=None, derandomize=True, database=None
+)
+settings.load_profile("lossgrad")
 
 
 @pytest.fixture(autouse=True)

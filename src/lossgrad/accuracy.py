@@ -1,6 +1,6 @@
 """Measuring floating-point error: exact references in mpmath, errors in units in the last place.
 
-Used in chapter 8, "Floating point", and by ``benchmarks/accuracy.py``.
+Used in "Floating point", and by ``benchmarks/accuracy.py``.
 """
 
 from __future__ import annotations
@@ -18,21 +18,44 @@ __all__ = [
     "bce_references",
     "exact_bce",
     "exact_bce_grad",
+    "exact_log_softmax",
+    "exact_logit",
+    "exact_logsumexp",
+    "exact_sigmoid",
+    "exact_softmax_cross_entropy",
+    "exact_softplus",
+    "softmax_cross_entropy_condition",
     "ulp_error",
+    "ulps",
 ]
 
-#: Working precision of the exact references, in significant decimal digits.
+#: Working precision of the exact references, in significant decimal digits (or the caller's
+#: mpmath precision, if higher: mpmath.diff differentiates them at raised precision).
 DIGITS = 50
+
+
+def _digits() -> int:
+    return max(DIGITS, mpmath.mp.dps)
 
 
 def _mp(x: object) -> mpmath.mpf:
     return x if isinstance(x, mpmath.mpf) else mpmath.mpf(float(x))
 
 
-def exact_bce(u: float, p: float) -> mpmath.mpf:
+def _point(u: object, p: object) -> tuple[mpmath.mpf, mpmath.mpf]:
+    """A finite logit and a target in [0, 1], as mpf, or a ValueError naming the argument."""
+    u, p = _mp(u), _mp(p)
+    if not mpmath.isfinite(u):
+        raise ValueError(f"u must be a finite logit, got {u}")
+    if not 0 <= p <= 1:  # False for NaN too
+        raise ValueError(f"p must lie in [0, 1], got {p}")
+    return u, p
+
+
+def exact_bce(u: float, p: float, weight: float = 1.0, pos_weight: float = 1.0) -> mpmath.mpf:
     r"""Binary cross-entropy at 50 digits: :math:`p\log(1+e^{-u}) + (1-p)\log(1+e^{u})`.
 
-    Used in chapter 8, "Floating point".
+    Used in "Floating point".
 
     ``log1p`` keeps the tiny values that :math:`\log(1 + x)` at 50 digits would round to 0.
 
@@ -43,15 +66,19 @@ def exact_bce(u: float, p: float) -> mpmath.mpf:
     >>> mpmath.nstr(exact_bce(40.0, 0.999), 22)
     '0.04000000000000003977549'
     """
-    with mpmath.workdps(DIGITS):
-        u, p = _mp(u), _mp(p)
-        return +(p * mpmath.log1p(mpmath.exp(-u)) + (1 - p) * mpmath.log1p(mpmath.exp(u)))
+    with mpmath.workdps(_digits()):
+        u, p = _point(u, p)
+        w, pw = _mp(weight), _mp(pos_weight)
+        positive, negative = mpmath.log1p(mpmath.exp(-u)), mpmath.log1p(mpmath.exp(u))
+        return +(w * (pw * p * positive + (1 - p) * negative))
 
 
-def exact_bce_grad(u: float, p: float) -> mpmath.mpf:
+def exact_bce_grad(
+    u: float, p: float, weight: float = 1.0, pos_weight: float = 1.0
+) -> mpmath.mpf:
     r""":math:`\sigma(u) - p` at 50 digits, written as :math:`((1-p) - p e^{-u}) / (1 + e^{-u})`.
 
-    Used in chapter 8, "Floating point".
+    Used in "Floating point".
 
     That form does not cancel to 0 where :math:`\sigma(u) - 1` is below :math:`10^{-50}`.
 
@@ -62,19 +89,29 @@ def exact_bce_grad(u: float, p: float) -> mpmath.mpf:
     >>> mpmath.nstr(exact_bce_grad(700.0, 1.0), 15)
     '-9.85967654375977e-305'
     """
-    with mpmath.workdps(DIGITS):
-        u, p = _mp(u), _mp(p)
-        if u < -700:
-            e = mpmath.exp(u)
-            return +(e / (1 + e) - p)
-        e = mpmath.exp(-u)
-        return +(((1 - p) - p * e) / (1 + e))
+    with mpmath.workdps(_digits()):
+        u, p = _point(u, p)
+        w, pw = _mp(weight), _mp(pos_weight)
+        if pw == 1:
+            # Below u = -700, e^-u exceeds 1e304 and the quotient below would divide two huge
+            # numbers; e^u / (1 + e^u) - p keeps every intermediate below 1 instead. (Both forms
+            # are exact to 50 digits on either side; the threshold only keeps them tidy.)
+            if u < -700:
+                e = mpmath.exp(u)
+                return +(w * (e / (1 + e) - p))
+            e = mpmath.exp(-u)
+            return +(w * (((1 - p) - p * e) / (1 + e)))
+        # w[(1 - p) sigma(u) - pw p sigma(-u)], each sigma in the form that does not overflow.
+        e = mpmath.exp(-abs(u))
+        small, large = e / (1 + e), 1 / (1 + e)
+        up, down = (large, small) if u >= 0 else (small, large)
+        return +(w * ((1 - p) * up - pw * p * down))
 
 
 def bce_grad_condition(u: float, p: float) -> float:
     r"""Relative condition number of :math:`\sigma(u) - p` with respect to :math:`u`.
 
-    Used in chapter 8, "Floating point".
+    Used in "Floating point".
 
     .. math::
 
@@ -95,7 +132,7 @@ def bce_grad_condition(u: float, p: float) -> float:
     >>> round(bce_grad_condition(2.0, 0.5), 3)
     0.551
     """
-    with mpmath.workdps(DIGITS):
+    with mpmath.workdps(_digits()):
         u = _mp(u)
         grad = exact_bce_grad(u, p)
         if grad == 0:
@@ -107,7 +144,7 @@ def bce_grad_condition(u: float, p: float) -> float:
 def bce_references(u: ArrayLike, p: ArrayLike) -> tuple[list, list, NDArray]:
     """Exact losses, exact gradients and the gradient's condition numbers at many points.
 
-    Used in chapter 8, "Floating point". ``u`` and ``p`` are flattened after broadcasting;
+    Used in "Floating point". ``u`` and ``p`` are flattened after broadcasting;
     the references are evaluated at the floating-point values themselves, so the rounding of
     the inputs is not counted as error.
 
@@ -133,7 +170,7 @@ def bce_references(u: ArrayLike, p: ArrayLike) -> tuple[list, list, NDArray]:
 def ulp_error(computed: ArrayLike, exact: Iterable, dtype: type = np.float64) -> NDArray:
     """Error of each computed value in units in the last place of the exact value, in ``dtype``.
 
-    Used in chapter 8, "Floating point".
+    Used in "Floating point".
 
     A non-finite computed value has error ``inf``; so does a non-zero value where the exact one
     rounds to 0.
@@ -150,7 +187,7 @@ def ulp_error(computed: ArrayLike, exact: Iterable, dtype: type = np.float64) ->
     values = np.asarray(computed, dtype=np.float64).ravel()
     out = np.empty(len(exact))
     # The caller's mpmath precision may be low; the difference needs the references' precision.
-    with mpmath.workdps(DIGITS):
+    with mpmath.workdps(_digits()):
         for n, (c, x) in enumerate(zip(values, exact, strict=True)):
             out[n] = _ulps_one(c, x, dtype)
     return out
@@ -165,3 +202,186 @@ def _ulps_one(c: float, x: mpmath.mpf, dtype: type) -> float:
         smallest = float(np.spacing(dtype(0)))
         return 0.0 if c == 0 else (math.inf if x == 0 else abs(c) / smallest)
     return float(abs(mpmath.mpf(c) - x) / float(np.spacing(np.abs(rounded))))
+
+
+# The remaining references: one oracle, independent of lossgrad's kernels, for the tests and the
+# benchmarks (issue 8).
+
+
+def ulps(computed: float, exact: mpmath.mpf, dtype: type = np.float64) -> float:
+    """:func:`ulp_error` of a single value.
+
+    Examples
+    --------
+    >>> import mpmath
+    >>> from lossgrad.accuracy import ulps
+    >>> ulps(0.0, mpmath.mpf(0)), ulps(1e-300, mpmath.mpf(0))
+    (0.0, inf)
+    """
+    return float(ulp_error([computed], [exact], dtype)[0])
+
+
+def exact_sigmoid(x: float) -> mpmath.mpf:
+    """:math:`1 / (1 + e^{-x})` at 50 digits.
+
+    Examples
+    --------
+    >>> from lossgrad.accuracy import exact_sigmoid
+    >>> float(exact_sigmoid(-40.0))
+    4.248354255291589e-18
+    """
+    with mpmath.workdps(_digits()):
+        return +(1 / (1 + mpmath.exp(-_mp(x))))
+
+
+def exact_softplus(x: float) -> mpmath.mpf:
+    """:math:`\\log(1 + e^{x})` at 50 digits.
+
+    Examples
+    --------
+    >>> from lossgrad.accuracy import exact_softplus
+    >>> float(exact_softplus(-50.0))
+    1.9287498479639178e-22
+    """
+    with mpmath.workdps(_digits()):
+        return +mpmath.log1p(mpmath.exp(_mp(x)))
+
+
+def exact_logit(q: float) -> mpmath.mpf:
+    """:math:`\\log(q / (1 - q))` at 50 digits.
+
+    Examples
+    --------
+    >>> from lossgrad.accuracy import exact_logit
+    >>> float(exact_logit(0.5 + 2**-40))
+    3.637978807091713e-12
+    """
+    with mpmath.workdps(_digits()):
+        q = _mp(q)
+        return +mpmath.log(q / (1 - q))
+
+
+def exact_logsumexp(row: Iterable[float]) -> mpmath.mpf:
+    """:math:`\\log \\sum_k e^{z_k}` at 50 digits.
+
+    Examples
+    --------
+    >>> from lossgrad.accuracy import exact_logsumexp
+    >>> float(exact_logsumexp([0.0, -40.0]))
+    4.248354255291589e-18
+    """
+    with mpmath.workdps(_digits()):
+        z = [_mp(v) for v in row]
+        top = max(range(len(z)), key=lambda k: z[k])
+        # log1p of the other terms, around the largest: at 50 digits log(1 + e^-300) is 0.
+        others = mpmath.fsum(mpmath.exp(v - z[top]) for k, v in enumerate(z) if k != top)
+        return +(z[top] + mpmath.log1p(others))
+
+
+def exact_log_softmax(row: Iterable[float]) -> list[mpmath.mpf]:
+    """:math:`z_k - \\operatorname{logsumexp}(z)` at 50 digits, as (z_k - max) - log1p(others).
+
+    Written around the largest logit, so that a small log-probability next to a large logit is
+    not lost in rounding the log-sum-exp.
+
+    Examples
+    --------
+    >>> from lossgrad.accuracy import exact_log_softmax
+    >>> [float(v) for v in exact_log_softmax([100.0, 3.0])]
+    [-7.47197233734299e-43, -97.0]
+    """
+    with mpmath.workdps(_digits()):
+        z = [_mp(v) for v in row]
+        top = max(range(len(z)), key=lambda k: z[k])
+        others = mpmath.fsum(mpmath.exp(v - z[top]) for k, v in enumerate(z) if k != top)
+        tail = mpmath.log1p(others)
+        return [+((v - z[top]) - tail) for v in z]
+
+
+def exact_softmax_cross_entropy(
+    row: Iterable[float], target: int | Iterable[float]
+) -> tuple[mpmath.mpf, list[mpmath.mpf]]:
+    """Softmax cross-entropy of one row and its gradient at 50 digits.
+
+    ``target`` is a class index or the effective target weights :math:`t_k` (after smoothing
+    and class weights). The loss is :math:`\\sum_k t_k (\\operatorname{logsumexp}(z) - z_k)` and
+    the gradient :math:`(\\sum_k t_k) s - t`, with the entry at a class of probability near 1
+    written as minus the other classes' mass, which does not cancel.
+
+    Examples
+    --------
+    >>> from lossgrad.accuracy import exact_softmax_cross_entropy
+    >>> loss, grad = exact_softmax_cross_entropy([40.0, 0.0, 0.0], 0)
+    >>> float(loss), float(grad[0])
+    (8.496708510583178e-18, -8.496708510583178e-18)
+    """
+    with mpmath.workdps(_digits()):
+        z = [_mp(v) for v in row]
+        if isinstance(target, int | np.integer):
+            t = [mpmath.mpf(k == target) for k in range(len(z))]
+        else:
+            t = [_mp(v) for v in target]
+        top = max(range(len(z)), key=lambda k: z[k])
+        e = [mpmath.exp(v - z[top]) for v in z]
+        others = mpmath.fsum(e[k] for k in range(len(z)) if k != top)
+        total = 1 + others
+        lse_minus_top = mpmath.log1p(others)
+        loss = mpmath.fsum(
+            tk * (lse_minus_top + (z[top] - zk)) for tk, zk in zip(t, z, strict=True)
+        )
+        mass = mpmath.fsum(t)
+        grad = []
+        for k in range(len(z)):
+            if k == top:
+                # mass·s* - t* = (mass - t*) - mass·(1 - s*), 1 - s* = others / total.
+                grad.append((mass - t[k]) - mass * others / total)
+            else:
+                grad.append(mass * e[k] / total - t[k])
+        return +loss, [+g for g in grad]
+
+
+def softmax_cross_entropy_condition(
+    row: Iterable[float], target: int | Iterable[float]
+) -> tuple[float, list[float]]:
+    r"""Relative condition numbers of softmax cross-entropy and of each gradient entry.
+
+    :math:`\kappa = \sum_j |z_j \, \partial f / \partial z_j| / |f|`: an error of about
+    :math:`\kappa` ULPs is inherent in the data (Higham, section 1.6). ``target`` is as for
+    :func:`exact_softmax_cross_entropy`. For the gradient entry :math:`g_i = M s_i - t_i`
+    (:math:`M = \sum_k t_k`), :math:`\partial g_i / \partial z_j = M s_i([i = j] - s_j)`,
+    written without the subtraction :math:`1 - s_i`, which 50 digits cannot resolve when
+    :math:`s_i \approx 1`. Returns ``(kappa_loss, [kappa_grad_i])``, 0 where the value is 0.
+
+    Examples
+    --------
+    >>> from lossgrad.accuracy import softmax_cross_entropy_condition
+    >>> kappa_loss, kappa_grad = softmax_cross_entropy_condition([1.0, 0.0], 0)
+    >>> round(kappa_loss, 4), [round(k, 4) for k in kappa_grad]
+    (0.8585, [0.7311, 0.7311])
+    """
+    with mpmath.workdps(_digits()):
+        z = [_mp(v) for v in row]
+        if isinstance(target, int | np.integer):
+            mass = mpmath.mpf(1)
+        else:
+            target = [_mp(v) for v in target]
+            mass = mpmath.fsum(target)
+        loss, grad = exact_softmax_cross_entropy(z, target)
+        top = max(range(len(z)), key=lambda k: z[k])
+        e = [mpmath.exp(v - z[top]) for v in z]
+        others = mpmath.fsum(e[k] for k in range(len(z)) if k != top)
+        total = 1 + others
+        s = [v / total for v in e]
+        absz = [abs(v) for v in z]
+        loss_slope = mpmath.fsum(a * abs(g) for a, g in zip(absz, grad, strict=True))
+        kappa_loss = float(loss_slope / loss) if loss else 0.0
+        weighted = mpmath.fsum(a * sk for a, sk in zip(absz, s, strict=True))
+        others_weighted = mpmath.fsum(absz[k] * s[k] for k in range(len(z)) if k != top)
+        kappa_grad = []
+        for i in range(len(z)):
+            # sum_j |z_j| M s_i |[i = j] - s_j| = M s_i (|z_i| (1 - s_i) + sum_{j != i} |z_j| s_j)
+            mass_i = others / total if i == top else 1 - s[i]
+            weighted_i = others_weighted if i == top else weighted - absz[i] * s[i]
+            slope = mass * s[i] * (absz[i] * mass_i + weighted_i)
+            kappa_grad.append(float(slope / abs(grad[i])) if grad[i] else 0.0)
+        return kappa_loss, kappa_grad

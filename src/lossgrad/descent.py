@@ -1,6 +1,6 @@
 """Plain gradient descent on logits, to watch softmax cross-entropy being minimised.
 
-Used in chapter 7, "Seeing the gradients".
+Used in "Seeing the gradients".
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ def descent_path(
 ) -> NDArray[np.float64]:
     r"""Logits visited by gradient descent on softmax cross-entropy.
 
-    Used in chapter 7, "Seeing the gradients".
+    Used in "Seeing the gradients".
 
     .. math::
 

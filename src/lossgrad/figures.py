@@ -34,7 +34,7 @@ __all__ = [
 
 
 def sigmoid_figure(limit: float = 8.0) -> Figure:
-    """The sigmoid and its derivative side by side (chapter 2, "The logistic sigmoid").
+    """The sigmoid and its derivative side by side ("The logistic sigmoid").
 
     Examples
     --------
@@ -61,7 +61,9 @@ def sigmoid_figure(limit: float = 8.0) -> Figure:
 
 
 def bce_figure(targets: tuple[float, ...] = (0.1, 0.5, 0.9, 1.0), limit: float = 6.0) -> Figure:
-    """Binary cross-entropy and its gradient for several targets, minima marked (chapter 3).
+    """Binary cross-entropy and its gradient for several targets, minima marked.
+
+    Drawn in "The gradient of binary cross-entropy with respect to the logit".
 
     Each target :math:`p < 1` has its minimum at :math:`u^* = \\operatorname{logit}(p)`, where the
     gradient crosses zero; for :math:`p = 1` the loss keeps decreasing and the gradient only
@@ -96,7 +98,7 @@ def bce_figure(targets: tuple[float, ...] = (0.1, 0.5, 0.9, 1.0), limit: float =
     return fig
 
 
-# Part II, chapter 7: seeing the gradients.
+# Part II: "Seeing the gradients".
 
 _MAP = "viridis"  # perceptually uniform and readable with the common colour-vision deficiencies
 
@@ -119,7 +121,7 @@ def logit_plane_figure(
 ) -> Figure:
     """Loss contours and descent arrows over the plane of the first two logits.
 
-    Drawn in chapter 7, "Seeing the gradients".
+    Drawn in "Seeing the gradients".
 
     With two classes the plane is :math:`(z_1, z_2)`; with three, :math:`z_3` is held at
     ``third``. Arrows show :math:`-\\nabla L`, the direction gradient descent moves, on one scale
@@ -176,7 +178,7 @@ def simplex_descent_figure(
 ) -> Figure:
     """Gradient-descent paths of the predicted distribution, drawn on the probability simplex.
 
-    Drawn in chapter 7, "Seeing the gradients".
+    Drawn in "Seeing the gradients".
 
     Examples
     --------
@@ -206,7 +208,7 @@ def simplex_descent_figure(
 def gradient_norm_figure(iterations: int = 200) -> Figure:
     """How the gradient's size, :math:`\\lVert s - y \\rVert`, shrinks along gradient descent.
 
-    Drawn in chapter 7, "Seeing the gradients".
+    Drawn in "Seeing the gradients".
 
     Examples
     --------
@@ -230,7 +232,7 @@ def gradient_norm_figure(iterations: int = 200) -> Figure:
 
 # Part III: computing it.
 
-#: The three ways of computing binary cross-entropy and its gradient compared in chapter 8.
+#: The three ways of computing binary cross-entropy and its gradient compared in "Floating point".
 BCE_METHODS = {
     "naive": (
         lambda u, p: np.log(1 + np.exp(u)) - p * u,
@@ -259,7 +261,7 @@ def bce_ulp_errors(
 
     The loss or the gradient (``quantity``) at target ``p`` over logits ``sign * magnitudes``
     (by default 89 magnitudes from 1e-8 to 1e3), against mpmath at 50 digits. Inputs and the
-    references both use ``p`` and the logits rounded to ``dtype``. Chapter 8, "Floating point".
+    references both use ``p`` and the logits rounded to ``dtype``. Drawn in "Floating point".
 
     Examples
     --------
@@ -295,7 +297,7 @@ def ulp_error_figure(
     Each panel is ``(quantity, p, sign)``: the loss or the gradient, at target ``p``, over
     logits ``sign * |u|`` with ``|u|`` from 1e-8 to 1e3. Errors are measured against mpmath at
     50 digits (:mod:`lossgrad.accuracy`). Errors of 0 are drawn at 0.01 and infinite or
-    non-finite results at the top of the axis. Chapter 8, "Floating point".
+    non-finite results at the top of the axis. Drawn in "Floating point".
 
     Examples
     --------
@@ -330,7 +332,7 @@ def derivative_step_errors(
 
     The derivative of :math:`\\log(1 + e^{u}) - pu` at ``u``, against :math:`\\sigma(u) - p`
     at 50 digits; by default 96 steps from 1e-20 to 1e-1. Returns ``(steps, central,
-    complex_step)``. The data of :func:`derivative_step_figure`; chapter 9, "Checking gradients".
+    complex_step)``. The data of :func:`derivative_step_figure`; "Checking gradients".
 
     Examples
     --------
@@ -354,7 +356,7 @@ def derivative_step_figure(u: float = 2.0, p: float = 0.3) -> Figure:
     """Error of central differences and of the complex step against the step size h.
 
     For the binary cross-entropy at logit ``u`` and target ``p``, written with complex-capable
-    operations, :math:`\\log(1 + e^{u}) - pu`. Chapter 9, "Checking gradients".
+    operations, :math:`\\log(1 + e^{u}) - pu`. Drawn in "Checking gradients".
 
     Examples
     --------

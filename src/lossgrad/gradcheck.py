@@ -1,8 +1,9 @@
 """Gradient checks: compare an analytic derivative with a finite-difference estimate.
 
-Central differences and the complex step, and the relative-difference metric. Used in chapter 3
-to check :math:`L'(u) = \\sigma(u) - p` on a grid, in chapter 9, "Checking gradients", for each
-gradient function of the package with every combination of its options, and in the tests.
+Central differences and the complex step, and the relative-difference metric. Used in
+"The gradient of binary cross-entropy with respect to the logit" to check
+:math:`L'(u) = \\sigma(u) - p` on a grid, in "Checking gradients" for each gradient function of
+the package with every combination of its options, and in the tests.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 __all__ = [
+    "COMPLEX_STEP",
     "bce_analytic",
     "central_difference",
     "check_gradient",
@@ -29,7 +31,8 @@ def central_difference(
 ) -> NDArray[np.float64]:
     r"""Central-difference estimate of the derivative of an element-wise function.
 
-    Used in chapter 3, "The gradient of binary cross-entropy" and chapter 9, "Checking gradients".
+    Used in "The gradient of binary cross-entropy with respect to the logit"
+    and "Checking gradients".
 
     .. math::
 
@@ -70,7 +73,14 @@ def central_difference(
     True
     """
     x = np.asarray(x, dtype=np.float64)
+    if step is not None and not (np.isfinite(step) and step > 0):
+        raise ValueError(f"step must be a positive, finite number, got {step!r}")
     h = _step(x) if step is None else (x + step) - x
+    if np.any(h == 0):
+        raise ValueError(
+            f"step {step!r} is too small to move x at {x[h == 0].flat[0].item()!r} "
+            f"(x + step rounds to x)"
+        )
     return (f(x + h) - f(x - h)) / (2 * h)
 
 
@@ -81,15 +91,20 @@ def _step(x: NDArray[np.float64]) -> NDArray[np.float64]:
     return (x + h) - x
 
 
+#: The complex step's h. With no subtraction there is nothing to lose to rounding, so h can be
+#: tiny, and the truncation error, about h^2 f'''/(6 f') relative, is then far below any rounding
+#: error (1e-40 for h = 1e-20 and a well-scaled f); only underflow of h f' would limit it.
+COMPLEX_STEP = 1e-20
+
 
 def complex_step(
     f: Callable[[NDArray[np.complex128]], NDArray[np.complex128]],
     x: ArrayLike,
-    step: float = 1e-20,
+    step: float = COMPLEX_STEP,
 ) -> NDArray[np.float64]:
     r"""Complex-step estimate of the derivative of an element-wise, analytic function.
 
-    Explained in chapter 9, "Checking gradients".
+    Explained in "Checking gradients".
 
     .. math::
 
@@ -97,9 +112,9 @@ def complex_step(
 
     There is no subtraction, so no cancellation: the step can be tiny (:math:`10^{-20}`), and
     the estimate is about as accurate as evaluating a formula for :math:`f'` in floating point
-    (a few ULPs where that is well conditioned; chapter 9 measures it), not exact. ``f`` must
-    accept complex input and be built from analytic operations (no ``abs``, ``max`` or
-    comparisons on the argument).
+    (a few ULPs where that is well conditioned; "Checking gradients" measures it), not exact.
+    ``f`` must accept complex input and be built from analytic operations (no ``abs``, ``max``
+    or comparisons on the argument).
 
     References
     ----------
@@ -121,7 +136,7 @@ def complex_step(
 def relative_difference(a: ArrayLike, b: ArrayLike, floor: float = 1e-300) -> NDArray[np.float64]:
     r"""Symmetric relative difference :math:`|a - b| / \max(|a|, |b|, \text{floor})`.
 
-    The metric of chapter 9, "Checking gradients".
+    The metric of "Checking gradients".
 
     The usual metric for a gradient check: about :math:`10^{-16}` means agreement to the last
     digit, and a value near 1 means the two disagree entirely.
@@ -147,7 +162,7 @@ def check_gradient(
 
     ``f`` maps an array ``x`` to a scalar; each coordinate is perturbed in turn, by a central
     difference (``method="central"``) or a complex step (``method="complex"``, for which ``f``
-    must accept complex arrays). Chapter 9, "Checking gradients", applies it to each gradient
+    must accept complex arrays). "Checking gradients" applies it to each gradient
     function of the package, with every combination of its options.
 
     Examples
@@ -162,6 +177,9 @@ def check_gradient(
     """
     x = np.asarray(x, dtype=np.float64)
     gradient = np.asarray(gradient, dtype=np.float64)
+    if gradient.shape != x.shape:
+        # Broadcasting would compare a wrongly shaped gradient with every coordinate silently.
+        raise ValueError(f"gradient of shape {gradient.shape} does not match x of shape {x.shape}")
     estimate = np.empty_like(x)
     for index in np.ndindex(x.shape):
         if method == "central":
@@ -172,8 +190,8 @@ def check_gradient(
             estimate[index] = (f(up) - f(down)) / (2 * h)
         elif method == "complex":
             shifted = x.astype(np.complex128)
-            shifted[index] += 1e-20j
-            estimate[index] = np.imag(f(shifted)) / 1e-20
+            shifted[index] += 1j * COMPLEX_STEP
+            estimate[index] = np.imag(f(shifted)) / COMPLEX_STEP
         else:
             raise ValueError(f"method must be 'central' or 'complex', got {method!r}")
     return float(np.max(relative_difference(gradient, estimate), initial=0.0))
@@ -184,7 +202,7 @@ def bce_analytic(
 ) -> NDArray:
     r"""Binary cross-entropy in analytic operations only, for complex-step checks.
 
-    Used by the complex-step checks of chapter 9, "Checking gradients".
+    Used by the complex-step checks of "Checking gradients".
 
     .. math::
 
@@ -207,7 +225,7 @@ def bce_analytic(
 def softmax_cross_entropy_analytic(z: ArrayLike, y: ArrayLike) -> NDArray:
     r"""Softmax cross-entropy :math:`\sum_k y_k (\log\sum_j e^{z_j} - z_k)` per row, analytic.
 
-    Used by the complex-step checks of chapter 9, "Checking gradients".
+    Used by the complex-step checks of "Checking gradients".
 
     Accepts complex ``z``, for complex-step checks; see :func:`bce_analytic`.
 

@@ -1,28 +1,34 @@
-"""Cross-entropy losses in logit space and their gradients, accurate and fast.
+r"""Cross-entropy losses in logit space and their gradients, accurate and fast.
 
-Two losses, each with its gradient and a fused function that returns both:
-binary cross-entropy of targets against :math:`\\sigma(\\text{logits})` (chapter 3) and softmax
-cross-entropy (chapter 5). Options and their meanings follow PyTorch's ``BCEWithLogitsLoss``
-and ``cross_entropy``, so that results can be cross-checked.
+Two losses, each with its gradient and a fused function that returns both: binary cross-entropy
+of targets against :math:`\sigma(\text{logits})` (derived in "The gradient of binary
+cross-entropy with respect to the logit") and softmax cross-entropy (derived in "The gradient of
+softmax cross-entropy"). Options and their meanings follow PyTorch's ``BCEWithLogitsLoss`` and
+``cross_entropy``, so that results can be cross-checked; the package docstring states the
+vocabulary.
 
-How they are computed. Each formula is a sum of non-negative terms, or a difference whose terms
-are both accurate (the comments say which), so that the only error left is the one inherent in
-the data. Inputs are processed in blocks of a few thousand elements (``np.nditer`` with
-buffering), in float64 whatever the input type: a float32 result is then rounded once from a
-float64 value, and no temporary array is ever larger than a block, which keeps both memory and
-time below those of the naive formulas. ``benchmarks/accuracy.py`` and ``benchmarks/speed.py``
-measure both claims.
+How they are computed. Each function checks its arguments (:mod:`lossgrad.validation`), then
+runs one kernel over blocks of the data: a few thousand elements (binary) or rows (softmax) at a
+time, in float64 whatever the input type, so that a float32 result is rounded once from a
+float64 value and no temporary is larger than a block. Each kernel writes every formula once,
+as a sum of non-negative terms or a difference of two accurate terms (the comments say which).
+The per-element (or per-row) losses then go to one reduction: the output array for
+``reduction="none"``, or an accurate sum (:mod:`lossgrad.summation`) for ``"sum"`` and
+``"mean"``, which returns the exact sum of the computed losses rounded once.
+``benchmarks/accuracy.py`` and ``benchmarks/speed.py`` measure both claims.
 """
 
 from __future__ import annotations
 
-import math
-from typing import Literal
+import threading
+from collections.abc import Iterator
+from typing import Literal, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from lossgrad.numerics import _float_array, _logits_along_classes, _probabilities
+from lossgrad import validation
+from lossgrad.summation import CompensatedSum
 
 __all__ = [
     "bce_with_logits",
@@ -34,111 +40,273 @@ __all__ = [
 ]
 
 Reduction = Literal["none", "mean", "sum"]
-_REDUCTIONS = ("none", "mean", "sum")
-#: Elements per block: large enough to amortise numpy's per-call cost, small enough that a
-#: block's temporaries stay in cache.
-_BLOCK = 16384
-#: Elements per block of rows for softmax cross-entropy, whose per-block work has more calls.
-_CE_BLOCK = 32768
+#: What a loss returns: an ndarray for ``reduction="none"``, or a NumPy scalar of the result's
+#: float type (``np.float64`` or ``np.float32``) when the result is 0-dimensional, which it
+#: always is for ``"mean"`` and ``"sum"``.
+Loss = NDArray[np.floating] | np.floating
+
+#: Elements per block: large enough to amortise numpy's cost per call (about a microsecond,
+#: and a block takes some twenty calls), small enough that the block's float64 work arrays
+#: (512 KiB each) mostly stay in the caches. Measured on the speed benchmark's machine (1 MiB
+#: level-2 cache): 2^16 fastest, 2^15 5-10 % slower, 2^17 50 % slower in float64.
+_BLOCK = 65536
+#: Elements per block of softmax rows (a row is never split, so a block holds at least one).
+#: Fewer calls per row matter more there: 2^17 measured fastest, 2^15 15 % slower.
+_ROWS_BLOCK = 131072
 
 
-def _check_reduction(reduction: str) -> None:
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+# The reduction, shared by both losses.
 
 
-def _nonnegative(x: ArrayLike | None, name: str) -> NDArray[np.floating] | None:
-    if x is None:
-        return None
-    a = _float_array(x, name)
-    if np.any(a < 0):
-        raise ValueError(f"{name} must be non-negative; found {a[a < 0].flat[0]!r}")
-    return a
+class _Reduction:
+    """Where the per-element (or per-row) losses go, and what the loss function returns.
 
+    For ``"none"`` they are written to ``out``; for ``"sum"`` and ``"mean"`` they are added by a
+    :class:`~lossgrad.summation.CompensatedSum`, so that the result is the exact sum of the
+    float64 losses rounded once (then divided by ``divisor``, for ``"mean"``, with one more
+    rounding of the quotient only).
+    """
 
-def _fits(x: NDArray | None, shape: tuple[int, ...], name: str, into: str) -> None:
-    """``x`` must broadcast to ``shape`` without enlarging it."""
-    if x is None:
-        return
-    try:
-        grown = np.broadcast_shapes(x.shape, shape)
-    except ValueError:
-        raise ValueError(
-            f"{name} of shape {x.shape} do not broadcast to {into} {shape}"
-        ) from None
-    if grown != shape:
-        raise ValueError(f"{name} of shape {x.shape} would enlarge {into} of shape {shape}")
+    def __init__(
+        self, kind: str, shape: tuple[int, ...], dtype: np.dtype, lanes: int, work: list
+    ) -> None:
+        """``work``: three float64 arrays of ``lanes`` values, free between blocks."""
+        self.kind = kind
+        self.dtype = dtype
+        self.out = np.empty(shape, dtype) if kind == "none" else None
+        self.total = CompensatedSum(lanes, work) if kind != "none" else None
+
+    def add(self, values: NDArray[np.float64]) -> None:
+        self.total.add(values)
+
+    def result(self, divisor: float) -> Loss:
+        if self.out is not None:
+            return validation.result(self.out)
+        value = self.total.value(divisor if self.kind == "mean" else None)
+        with np.errstate(over="ignore"):  # a float32 sum beyond 3.4e38 rounds to inf
+            return self.dtype.type(value)
 
 
 # Binary cross-entropy.
 
+#: Beyond |u| = 1 the gradient's outer forms, (1 - p) - sigma(-|u|) and sigma(-|u|) - p, are
+#: accurate: sigma(-|u|) <= 0.27 carries an absolute error near 2^-54, within a few kappa ULP
+#: of the result, kappa being the gradient's condition number (see "Floating point"). Nearer 0,
+#: sigma(u) is a neighbour of 1/2 and loses the small difference sigma(u) - 1/2 = tanh(u/2)/2,
+#: which the kernel computes there instead.
+_CENTRAL = 1.0
+#: (The same regions serve float32 results: a float32 gradient is then the float64 one rounded
+#: once, which is what "Floating point" states and checks bit for bit. Narrowing the central
+#: region for float32 would be faster but would break that, and the bound it implies, at
+#: points near a minimum.)
+#: The sign bit of a float64, as an int64: OR-ing it in gives -|u|, AND-ing it out gives the
+#: sign alone. One vectorised integer operation each, where np.copysign and np.where would
+#: cost a branch per element that random signs mispredict.
+_SIGN = np.int64(-(2**63))
 
-def _bce_block(
-    u: NDArray, p: NDArray, w: NDArray | None, pw: NDArray | None, loss: bool, grad: bool
-) -> tuple[NDArray | None, NDArray | None]:
-    """Element-wise loss and gradient for one block, in float64.
 
-    Written without branches where possible (np.where costs as much as an exponential here);
-    every quantity below is accurate on its own, as the comments say.
+class _BceOperands(NamedTuple):
+    """One block of the binary operands, float64 and of equal length."""
+
+    u: NDArray[np.float64]  # logits
+    p: NDArray[np.float64]  # targets
+    w: NDArray[np.float64] | None  # weight
+    pw: NDArray[np.float64] | None  # pos_weight
+
+
+class _Scratch:
+    """Work arrays of at least one block's length, made on first use and kept per thread.
+
+    Reusing them spares each call the operating system's cost of mapping and zeroing fresh
+    pages, which for a call on a few blocks exceeds the computation. They take at most a few
+    MiB per thread.
     """
-    a = np.abs(u)
-    e = np.negative(a)
-    np.exp(e, out=e)  # never overflows: the argument is at most 0
-    value = slope = None
-    if loss and pw is None and w is None:
-        # The common case, with the same operations as below done in place (no temporaries).
-        value = np.maximum(u, 0.0)
-        down = np.subtract(a, value)  # max(-u, 0) = |u| - max(u, 0), exactly
-        np.multiply(down, p, out=down)
-        np.multiply(value, 1 - p, out=value)
-        value += down
-        np.log1p(e, out=down)
-        value += down
-        loss = False
-    if loss:
-        # p·softplus(-u) + (1-p)·softplus(u) with softplus(±u) = max(±u, 0) + log1p(e^-|u|):
-        # non-negative terms, so nothing cancels (softplus(u) - p·u would, for p near 1 and
-        # u >> 0). max(-u, 0) = |u| - max(u, 0) exactly.
-        up = np.maximum(u, 0.0)
-        down = a - up
-        weight_p = p if pw is None else pw * p
-        value = (1 - p) * up
-        value += weight_p * down
-        tail = np.log1p(e)
-        value += tail if pw is None else (weight_p + (1 - p)) * tail
+
+    _kept = threading.local()
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+
+    def __call__(self, name: str, n: int, dtype: type = np.float64) -> NDArray:
+        kept = self._kept.__dict__
+        array = kept.get(name)
+        if array is None or array.size < self._size or array.dtype != dtype:
+            array = kept[name] = np.empty(self._size, dtype)
+        return array[:n]
+
+
+def _bce_kernel(
+    b: _BceOperands,
+    loss: NDArray[np.float64] | None,
+    grad: NDArray[np.float64] | None,
+    scratch: _Scratch,
+    divisor: float,
+) -> None:
+    r"""Fill ``loss`` and ``grad`` (float64, when given) for one block.
+
+    With :math:`P = w_+ p` (the positive term's weight; :math:`p` without ``pos_weight``),
+    :math:`q = 1 - p`, :math:`c = q + P` (1 without ``pos_weight``) and :math:`k = q` where
+    :math:`u \ge 0`, :math:`-P` where :math:`u < 0`:
+
+    .. math::
+
+        \ell = w\,\bigl[u k + c \log(1 + e^{-|u|})\bigr], \qquad
+        \ell' = w\,\bigl[k - \operatorname{sign}(u)\, c\, \sigma(-|u|)\bigr],
+
+    both from terms that are each accurate: the loss's two are non-negative, so nothing cancels
+    (the usual :math:`\operatorname{softplus}(u) - pu` would, for :math:`p` near 1 and
+    :math:`u \gg 0`); the gradient's are exact (:math:`k`, by Sterbenz's lemma, where it
+    matters) and accurate to the subnormal range (:math:`\sigma(-|u|)`), where the usual
+    :math:`\sigma(u) - p` rounds :math:`\sigma(u)` to 1 for :math:`u \gg 0`. Where
+    :math:`|u| \le 1` (``_CENTRAL``) the gradient takes its central form
+    :math:`(q - P)/2 + c \tanh(u/2)/2`. The gradient is divided by ``divisor``.
+    """
+    u, p, w, pw = b
+    n = len(u)
+    e = scratch("e", n)
+    np.bitwise_or(u.view(np.int64), _SIGN, out=e.view(np.int64))  # -|u|
+    # Which of the two rare cases occur (written so that a NaN, which makes max and min NaN,
+    # sends the block down the careful path).
+    near = None
+    if grad is not None and not e.max() < -_CENTRAL:
+        near = np.greater_equal(e, -_CENTRAL, out=scratch("near", n, np.bool_))
+    infinite = loss is not None and not e.min() > -np.inf
+    np.exp(e, out=e)  # e^-|u| <= 1: never overflows
+    # (u = -0 counts as positive here but has a negative sign bit below; the central form,
+    # which always covers 0, overrides the outer one there.)
+    positive = np.greater_equal(u, 0.0, out=scratch("positive", n, np.bool_))
+    k = scratch("k", n)
+    if pw is None:
+        np.subtract(positive, p, out=k)  # 1 - p or -p, rounded once
+        big_p, c = p, None
+    else:
+        big_p = np.multiply(pw, p, out=scratch("P", n))
+        q = np.subtract(1.0, p, out=scratch("q", n))
+        c = np.add(q, big_p, out=scratch("c", n))
+        # k = q·[u >= 0] - P·[u < 0]: one product is 0, so the difference is exact.
+        np.multiply(q, positive, out=k)
+        np.logical_not(positive, out=positive)
+        k -= np.multiply(big_p, positive, out=scratch("s", n))
+    if loss is not None:
+        np.multiply(u, k, out=loss)
+        tail = np.log1p(e, out=scratch("s", n))
+        if c is not None:
+            tail *= c
+        loss += tail
         if w is not None:
-            value *= w
-    if grad:
-        small = np.add(e, 1.0)
-        np.divide(e, small, out=small)  # sigma(-|u|), accurate down to the subnormal range
-        if pw is None:
-            # sigma(u) - p from two accurate terms: for u > 0, (1 - p) - sigma(-u) (sigma(u) - 1
-            # would round to 0 when u >> 0); for u < 0, sigma(u) - p. [u > 0] - p is exact
-            # where it matters (Sterbenz's lemma).
-            slope = np.subtract(u > 0, p)
-            np.copysign(small, u, out=small)
-            slope -= small
-            # Near 0, both forms subtract numbers close to 1/2 and lose a small gradient when
-            # p = 1/2; there sigma(u) - 1/2 = tanh(u/2)/2 keeps it. (Computed for the whole
-            # block and copied where needed: cheaper than gathering the few elements.)
-            central = np.multiply(u, 0.5)
-            np.tanh(central, out=central)
-            central *= 0.5
-            central += 0.5 - p
-            np.copyto(slope, central, where=a <= 1)
-        else:
-            # (1-p)·sigma(u) - pw·p·sigma(-u); near 0 written with t = sigma(u) - 1/2 = tanh(u/2)/2.
-            weight_p = pw * p
-            large = 1 / (1 + e)
-            positive = u > 0
-            up, down = np.where(positive, large, small), np.where(positive, small, large)
-            slope = (1 - p) * up - weight_p * down
-            t = 0.5 * np.tanh(0.5 * u)
-            central = 0.5 * ((1 - p) - weight_p) + t * ((1 - p) + weight_p)
-            np.copyto(slope, central, where=a <= 1)
+            loss *= w
+        if infinite:
+            _bce_loss_at_infinite_logits(loss, u, p, big_p, w)
+    if grad is not None:
+        s = np.add(e, 1.0, out=scratch("s", n))
+        sign = scratch("sign", n).view(np.int64)
+        np.bitwise_and(u.view(np.int64), _SIGN, out=sign)
+        np.bitwise_or(e.view(np.int64), sign, out=e.view(np.int64))  # sign(u)·e^-|u|
+        np.divide(e, s, out=e)  # sign(u)·sigma(-|u|)
+        if c is not None:
+            e *= c
+        np.subtract(k, e, out=grad)
+        if near is not None:
+            centre = np.flatnonzero(near)
+            # sigma(u) - 1/2 = tanh(u/2)/2, on the elements near 0 only (gathering them costs
+            # less than a tanh over the whole block).
+            t = np.tanh(0.5 * u[centre])
+            t *= 0.5
+            if c is None:
+                t += 0.5 - p[centre]  # exact for p >= 1/4
+            else:
+                t *= c[centre]
+                t += 0.5 * (1.0 - p[centre] - big_p[centre])
+            grad[centre] = t
         if w is not None:
-            slope *= w
-    return value, slope
+            grad *= w
+        if divisor != 1.0:
+            grad /= divisor
+
+
+def _bce_loss_at_infinite_logits(loss, u, p, big_p, w) -> None:
+    """The loss's limits where a logit is ±inf: 0 where its coefficient is 0, inf elsewhere.
+
+    The kernel's u·k is then 0·inf, NaN; the limit of (1 - p)·softplus(u) as u -> inf is 0
+    when p = 1 (and a zero weight makes any term 0), inf otherwise.
+    """
+    infinite = np.isinf(u)
+    coefficient = np.where(u > 0, 1.0 - p, big_p)[infinite]
+    if w is not None:
+        coefficient = coefficient * w[infinite]
+    limit = np.where(coefficient > 0, np.inf, np.where(coefficient == 0, 0.0, np.nan))
+    loss[infinite] = limit
+
+
+def _element_blocks(
+    inputs: list[NDArray | None],
+    outputs: list[NDArray | None],
+    shape: tuple[int, ...],
+    scratch: _Scratch,
+    divisors: tuple[float, ...],
+) -> Iterator[tuple[list[NDArray | None], list[NDArray | None]]]:
+    """The operands a block at a time as float64 arrays, and float64 blocks for the outputs.
+
+    ``None`` stays ``None``. Each output block is written back to its array (rounded to its
+    type) when the loop asks for the next block; a float32 output is then divided by its entry
+    of ``divisors`` in float32 (the rule for the gradient of a mean; see :func:`_bce`).
+    Operands of the logits' shape in C order are sliced (and converted, if float32); any other
+    broadcast goes through ``np.nditer``.
+    """
+    present_in = [x for x in inputs if x is not None]
+    present_out = [x for x in outputs if x is not None]
+    size = int(np.prod(shape))
+    lanes = max(1, min(_BLOCK, size))
+
+    def place(items, blocks):
+        blocks = iter(blocks)
+        return [None if x is None else next(blocks) for x in items]
+
+    if all(x.shape == shape and x.flags.c_contiguous for x in present_in + present_out):
+        flat_in = [x.reshape(-1) for x in present_in]
+        flat_out = [x.reshape(-1) for x in present_out]
+        buffers = [
+            None if x.dtype == np.float64 else scratch(f"convert{i}", lanes)
+            for i, x in enumerate(flat_in + flat_out)
+        ]
+        narrow = [
+            (x, x.dtype.type(d)) for x, d in zip(outputs, divisors, strict=True)
+            if x is not None and x.dtype != np.float64
+        ]
+        for start in range(0, size, lanes):
+            stop = min(size, start + lanes)
+            blocks = []
+            for x, buffer in zip(flat_in + flat_out, buffers, strict=True):
+                if buffer is None:
+                    blocks.append(x[start:stop])
+                else:
+                    blocks.append(buffer[: stop - start])
+            for x, block in zip(flat_in, blocks, strict=False):
+                if x.dtype != np.float64:
+                    np.copyto(block, x[start:stop])
+            yield place(inputs, blocks[: len(flat_in)]), place(outputs, blocks[len(flat_in) :])
+            for x, block in zip(flat_out, blocks[len(flat_in) :], strict=True):
+                if x.dtype != np.float64:
+                    np.copyto(x[start:stop], block, casting="same_kind")
+            for x, divisor in narrow:
+                if divisor != 1:
+                    flat = x.reshape(-1)[start:stop]
+                    flat /= divisor
+        return
+    it = np.nditer(
+        present_in + present_out,
+        flags=["external_loop", "buffered", "zerosize_ok"],
+        op_flags=[["readonly"]] * len(present_in) + [["writeonly"]] * len(present_out),
+        op_dtypes=[np.float64] * (len(present_in) + len(present_out)),
+        casting="same_kind",
+        buffersize=lanes,
+    )
+    with it:
+        for ops in it:
+            yield place(inputs, ops[: len(present_in)]), place(outputs, ops[len(present_in) :])
+    for x, divisor in zip(outputs, divisors, strict=True):
+        if x is not None and x.dtype != np.float64 and divisor != 1:
+            x /= x.dtype.type(divisor)
 
 
 def _bce(
@@ -147,57 +315,50 @@ def _bce(
     weight: ArrayLike | None,
     pos_weight: ArrayLike | None,
     reduction: str,
+    *,
     loss: bool,
     grad: bool,
-) -> tuple[NDArray | None, NDArray | None]:
-    _check_reduction(reduction)
-    u = _float_array(logits, "logits")
-    p = _probabilities(targets, "targets")
-    w = _nonnegative(weight, "weight")
-    pw = _nonnegative(pos_weight, "pos_weight")
+) -> tuple[Loss | None, NDArray[np.floating] | None]:
+    reduction = validation.reduction(reduction)
+    u = validation.float_array(logits, "logits")
+    p = validation.float_array(targets, "targets")  # their range is checked block by block
+    w = validation.weights(weight, "weight")
+    pw = validation.weights(pos_weight, "pos_weight")
     for x, name in ((p, "targets"), (w, "weight"), (pw, "pos_weight")):
-        _fits(x, u.shape, name, "logits")
+        validation.fits(x, u.shape, name, "logits")
     if reduction == "mean" and u.size == 0:
         raise ValueError('logits is empty, so reduction="mean" is undefined')
     dtype = np.result_type(*(x for x in (u, p, w, pw) if x is not None))
-    inputs = [x for x in (u, p, w, pw) if x is not None]
-    loss_out = np.empty(u.shape, dtype) if loss and reduction == "none" else None
+    lanes = max(1, min(_BLOCK, u.size))
+    scratch = _Scratch(lanes)
+    # The kernel's e, k and s are free between blocks: the reduction borrows them.
+    work = [scratch(name, lanes) for name in ("e", "k", "s")]
+    losses = _Reduction(reduction, u.shape, dtype, lanes, work) if loss else None
     grad_out = np.empty(u.shape, dtype) if grad else None
-    outputs = [x for x in (loss_out, grad_out) if x is not None]
-    blocks_total = []
-    it = np.nditer(
-        inputs + outputs,
-        flags=["external_loop", "buffered", "zerosize_ok"],
-        op_flags=[["readonly"]] * len(inputs) + [["writeonly"]] * len(outputs),
-        op_dtypes=[np.float64] * (len(inputs) + len(outputs)),
-        casting="same_kind",
-        buffersize=_BLOCK,
+    divisor = float(u.size) if reduction == "mean" else 1.0
+    # The gradient of a mean is that of the sum divided by the count: in float64 for a float64
+    # result; for a float32 result, once rounded, in float32 ("Floating point" states this rule
+    # and checks it bit for bit).
+    wide = dtype == np.float64
+    blocks = _element_blocks(
+        [u, p, w, pw], [losses.out if losses else None, grad_out], u.shape, scratch,
+        divisors=(1.0, 1.0 if wide else divisor),
     )
-    with it:
-        for ops in it:
-            blocks = iter(ops)
-            ub, qb = next(blocks), next(blocks)
-            wb = next(blocks) if w is not None else None
-            pwb = next(blocks) if pw is not None else None
-            value, slope = _bce_block(ub, qb, wb, pwb, loss, grad)
-            out = blocks  # the outputs follow the inputs
-            if loss_out is not None:
-                next(out)[...] = value
-            elif loss:
-                blocks_total.append(math.fsum(value))
-            if grad_out is not None:
-                next(out)[...] = slope
-    total = None
-    if loss:
-        if loss_out is not None:
-            total = loss_out
-        else:
-            # fsum over block sums: the reduction adds no error of its own beyond one rounding.
-            s = math.fsum(blocks_total)
-            total = dtype.type(s / u.size if reduction == "mean" else s)
-    if grad_out is not None and reduction == "mean":
-        grad_out /= dtype.type(u.size)
-    return total, grad_out
+    # A loss beyond the float range (a huge logit times a huge weight) is inf, its correct
+    # rounding; so is a float32 result beyond 3.4e38. Invalid operations come only from
+    # infinite logits (0·inf), which the kernel repairs.
+    with np.errstate(over="ignore", invalid="ignore"):
+        for (ub, pb, wb, pwb), (loss_block, grad_block) in blocks:
+            validation.in_unit_interval(pb, "targets")
+            if losses is not None and loss_block is None:
+                loss_block = scratch("loss", len(ub))
+            _bce_kernel(_BceOperands(ub, pb, wb, pwb), loss_block, grad_block, scratch,
+                        divisor if wide else 1.0)
+            if losses is not None and losses.out is None:
+                losses.add(loss_block)
+    if grad_out is not None:
+        grad_out = validation.result(grad_out)
+    return (losses.result(divisor) if losses else None), grad_out
 
 
 def bce_with_logits(
@@ -207,7 +368,7 @@ def bce_with_logits(
     weight: ArrayLike | None = None,
     pos_weight: ArrayLike | None = None,
     reduction: Reduction = "mean",
-) -> NDArray[np.floating]:
+) -> Loss:
     r"""Binary cross-entropy of targets against :math:`\sigma(\text{logits})`.
 
     For a logit :math:`u`, a target probability :math:`p \in [0, 1]`, a weight :math:`w` and a
@@ -220,37 +381,45 @@ def bce_with_logits(
                   + (1-p)\operatorname{softplus}(u)\bigr].
 
     The second form is a sum of non-negative terms, each computed accurately, so the loss is
-    accurate to a few units in the last place for every :math:`u` and :math:`p`. The common
-    form :math:`\max(u, 0) - pu + \log(1 + e^{-|u|})` cancels when :math:`p` is near 1 and
-    :math:`u \gg 0`. Derived in chapter 3, "The gradient of binary cross-entropy".
+    within a few units in the last place of the exact value for every :math:`u` and :math:`p`.
+    The common form :math:`\max(u, 0) - pu + \log(1 + e^{-|u|})` cancels when :math:`p` is
+    near 1 and :math:`u \gg 0`. Derived in "The gradient of binary cross-entropy with respect
+    to the logit"; measured in "Floating point".
 
     Parameters
     ----------
     logits : array_like of float
-        The sigmoid's inputs :math:`u`.
+        The sigmoid's inputs :math:`u`. An infinite logit gives the loss's limit: 0 where the
+        term it drives has zero weight (:math:`u = +\infty` with :math:`p = 1`), ``inf``
+        elsewhere.
     targets : array_like of float
         Target probabilities :math:`p \in [0, 1]` (soft labels allowed), broadcastable to
         ``logits``.
     weight : array_like of float, optional
-        Non-negative weight of each element, broadcastable to ``logits`` (PyTorch's ``weight``).
+        Finite, non-negative weight of each element, broadcastable to ``logits`` (PyTorch's
+        ``weight``).
     pos_weight : array_like of float, optional
-        Non-negative weight of the positive term, broadcastable to ``logits``; along the last
-        axis it weighs each class of a multi-label problem (PyTorch's ``pos_weight``).
+        Finite, non-negative weight of the positive term, broadcastable to ``logits``; along the
+        last axis it weighs each class of a multi-label problem (PyTorch's ``pos_weight``).
     reduction : {"none", "mean", "sum"}, default "mean"
         The element-wise losses, their mean over all elements, or their sum.
 
     Returns
     -------
-    ndarray
-        The loss in nats; the dtype of the inputs (float32 only if every input is float32).
+    ndarray or numpy scalar
+        The loss in nats, in the inputs' float type (float32 only if every input is float32):
+        an array of ``logits``' shape for ``"none"``, a NumPy scalar otherwise. ``"sum"`` is
+        the exact sum of the element-wise losses rounded once (``inf`` only if that sum
+        exceeds the float range), and ``"mean"`` that sum divided by the number of elements.
 
     Raises
     ------
     TypeError
-        If an input is not a floating-point array.
+        If an input is not a float32 or float64 array (float16, longdouble and masked arrays
+        are refused).
     ValueError
-        If a target lies outside [0, 1], a weight is negative, shapes do not match,
-        ``reduction`` is unknown, or ``reduction="mean"`` meets an empty input.
+        If a target lies outside [0, 1], a weight is negative or not finite, shapes do not
+        match, ``reduction`` is unknown, or ``reduction="mean"`` meets an empty input.
 
     See Also
     --------
@@ -277,6 +446,12 @@ def bce_with_logits(
     0.039999999999999154
     >>> float(bce_with_logits(u, p, reduction="none")[0])
     0.04000000000000004
+
+    The sum of two finite losses of :math:`10^{308}` exceeds the float range; their mean does
+    not:
+
+    >>> bce_with_logits(np.array([1e308, 1e308]), np.array([0.0, 0.0]))
+    np.float64(1e+308)
     """
     return _bce(logits, targets, weight, pos_weight, reduction, loss=True, grad=False)[0]
 
@@ -296,13 +471,16 @@ def bce_with_logits_grad(
         \frac{\partial \ell}{\partial u}
         = w\,\bigl[(1 - p)\,\sigma(u) - w_+\, p\, \sigma(-u)\bigr],
 
-    which is :math:`\sigma(u) - p` without weights (chapter 3). It is the gradient of exactly
-    what :func:`bce_with_logits` returns with the same options: for ``"mean"``, divided by the
-    number of elements.
+    which is :math:`\sigma(u) - p` without weights (derived in "The gradient of binary
+    cross-entropy with respect to the logit"). It is the gradient of exactly what
+    :func:`bce_with_logits` returns with the same options: for ``"mean"``, divided by the
+    number of elements. At an infinite logit it is the limit, :math:`w(1 - p)` at
+    :math:`+\infty` and :math:`-w w_+ p` at :math:`-\infty`.
 
     Each region uses a form whose two terms are both accurate, so the only error left is the one
-    inherent in subtracting them (bounded by the relative condition number of
-    :math:`\sigma(u) - p`):
+    inherent in subtracting them, bounded by the relative condition number :math:`\kappa` of
+    :math:`\sigma(u) - p`: in float64, within :math:`3\max(1, \kappa)` ULP at every point
+    measured in "Floating point".
 
     .. math::
 
@@ -315,7 +493,9 @@ def bce_with_logits_grad(
     Near :math:`u = 0`, :math:`\sigma(u)` rounds to a neighbour of :math:`\tfrac12` and loses
     a small gradient when :math:`p = \tfrac12`; :math:`\tanh` keeps it. For :math:`u \gg 0`,
     :math:`\sigma(u) - 1` rounds to 0 while :math:`\sigma(-u)` keeps its full relative accuracy.
-    :math:`\tfrac12 - p` and :math:`1 - p` are exact where they matter (Sterbenz's lemma).
+    :math:`\tfrac12 - p` and :math:`1 - p` are exact where they matter (Sterbenz's lemma). A
+    float32 result is the float64 one rounded once (and, for ``"mean"``, then divided by the
+    number of elements in float32, as "Floating point" states).
 
     Parameters
     ----------
@@ -325,7 +505,7 @@ def bce_with_logits_grad(
     Returns
     -------
     ndarray
-        Same shape as ``logits``.
+        Same shape as ``logits``, in the inputs' float type.
 
     Examples
     --------
@@ -349,13 +529,11 @@ def bce_with_logits_and_grad(
     weight: ArrayLike | None = None,
     pos_weight: ArrayLike | None = None,
     reduction: Reduction = "mean",
-) -> tuple[NDArray[np.floating], NDArray[np.floating]]:
+) -> tuple[Loss, NDArray[np.floating]]:
     """:func:`bce_with_logits` and :func:`bce_with_logits_grad` in one pass over the data.
 
-    Derived in chapter 3, "The gradient of binary cross-entropy"; its accuracy is measured in
-    chapter 8, "Floating point".
-
-    The two share :math:`e^{-|u|}`, so this is faster than calling both.
+    The two share :math:`e^{-|u|}`, so this is faster than calling both. Derived in "The
+    gradient of binary cross-entropy with respect to the logit"; measured in "Floating point".
 
     Examples
     --------
@@ -368,189 +546,359 @@ def bce_with_logits_and_grad(
     return _bce(logits, targets, weight, pos_weight, reduction, loss=True, grad=True)
 
 
-# Softmax cross-entropy. Classes lie along the last axis.
+# Softmax cross-entropy.
 
 
-def _ce_targets(
-    targets: ArrayLike, shape: tuple[int, ...], label_smoothing: float
-) -> tuple[NDArray, bool]:
-    """Validated targets: integer class indices (returned as such) or probability rows."""
-    if not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"label_smoothing must lie in [0, 1], got {label_smoothing!r}")
-    t = np.asarray(targets)
-    classes = shape[-1]
-    if np.issubdtype(t.dtype, np.integer):
-        if t.shape != shape[:-1]:
-            raise ValueError(
-                f"class-index targets need shape {shape[:-1]} (logits without the class axis), "
-                f"got {t.shape}"
-            )
-        if t.size and (t.min() < 0 or t.max() >= classes):
-            raise ValueError(f"class-index targets must lie in 0..{classes - 1}")
-        return t, True
-    y = _probabilities(t, "targets")
-    if y.shape != shape:
-        raise ValueError(f"probability targets need the shape of logits, {shape}; got {y.shape}")
-    return y, False
+class _Rows:
+    """An array whose class axis is moved last, read as blocks of rows of classes.
 
-
-def _ce_rows(
-    z: NDArray, t: NDArray, loss: bool, grad: bool
-) -> tuple[NDArray | None, NDArray | None]:
-    """Loss per row and gradient for a block of rows, in float64.
-
-    ``t`` is the matrix of effective targets t >= 0 (class-index targets without weights or
-    smoothing take the faster :func:`_ce_rows_indices`).
-
-    With m the row maximum, d = z - m <= 0 and ``others`` the sum of e^d over every class but
-    one maximum (whose term is exactly 1):
-
-    loss = sum_k t_k (log1p(others) - d_k), a sum of non-negative terms, and
-    grad = (sum t) s - t, with s = e^d / (1 + others), and at that maximum, when it dominates,
-    (sum t - t*) - (sum t)·others/(1 + others): 1 - s* from the other classes' mass, which
-    does not round to 0.
+    A C-contiguous layout gives views; any other (a class axis other than the last, or a
+    strided array) gives each block as a copy, so that the whole array is never copied.
     """
-    rows = np.arange(z.shape[0])
-    top = np.argmax(z, axis=-1)
-    # z - m can only overflow towards -inf (logits 1e308 apart), where exp gives exactly 0.
-    with np.errstate(over="ignore"):
-        d = z - z[rows, top][:, None]
-    e = np.exp(d)
+
+    def __init__(self, x: NDArray, axis: int) -> None:
+        self.moved = np.moveaxis(x, axis, -1)
+        self.lead = self.moved.shape[:-1]
+        self.classes = self.moved.shape[-1]
+        self.count = int(np.prod(self.lead))
+        contiguous = self.moved.flags.c_contiguous
+        self.flat = self.moved.reshape(self.count, self.classes) if contiguous else None
+
+    def block(self, start: int, stop: int) -> NDArray:
+        if self.flat is not None:
+            return self.flat[start:stop]
+        return self.moved[np.unravel_index(np.arange(start, stop), self.lead)]
+
+
+class _RowTargets(NamedTuple):
+    r"""One block's effective targets :math:`t = a\,e_{\text{index}} + \text{keep}\cdot
+    \text{spread} + y`, in float64 (``None``: the term is absent, or ``a`` is 1)."""
+
+    index: NDArray[np.intp] | None  # (n,) class indices (ignored rows hold 0)
+    a: NDArray[np.float64] | None  # (n,) weight of the index target
+    spread: NDArray[np.float64] | None  # (K,) label smoothing's mass on each class
+    keep: NDArray[np.float64] | None  # (n,) 1 for rows that count, 0 for ignored ones
+    y: NDArray[np.floating] | None  # (n, K) weighted probability targets
+
+
+def _softmax_kernel(
+    z: NDArray,
+    t: _RowTargets,
+    loss: NDArray[np.float64] | None,
+    grad: NDArray | None,
+    scratch: _Scratch,
+    divisor: float,
+) -> None:
+    r"""Fill ``loss`` (per row, float64) and ``grad`` (any float type) for a block of rows.
+
+    With :math:`m` the row maximum at :math:`k^\ast`, :math:`d = z - m \le 0`, and
+    :math:`o = \sum_{k \ne k^\ast} e^{d_k}` (one maximum's term, exactly 1, left out):
+
+    loss :math:`= (\sum_k t_k)\operatorname{log1p}(o) + \sum_k t_k (-d_k)`, a sum of
+    non-negative terms (``log1p`` keeps a confident prediction's small loss, which
+    :math:`\log\sum_k e^{d_k}` would round to 0), and gradient
+    :math:`(\sum_k t_k)\, s - t` with :math:`s = e^{d} / (1 + o)`, except at :math:`k^\ast`
+    (see :func:`_slope_at_top`).
+    """
+    n, classes = z.shape
+    rows = np.arange(n)
+    top = np.argmax(z, axis=1)
+    m = z[rows, top].astype(np.float64)
+    d = scratch("d", n * classes).reshape(n, classes)
+    np.subtract(z, m[:, None], out=d)  # overflows only towards -inf (logits 1e308 apart)
+    if not np.all(np.isfinite(m)):
+        _shift_infinite_maxima(d, z, m)
+    # mass = sum_k t_k, and below = sum_k t_k (-d_k) >= 0 term by term, before d becomes e^d.
+    mass = np.zeros(n)
+    below = np.zeros(n) if loss is not None else None
+    if t.index is not None:
+        mass += 1.0 if t.a is None else t.a
+        if below is not None:
+            d_index = d[rows, t.index]
+            below -= d_index if t.a is None else t.a * d_index
+    if t.spread is not None:
+        keep = 1.0 if t.keep is None else t.keep
+        mass += keep * t.spread.sum()
+        if below is not None:
+            below -= keep * (d @ t.spread)
+    y_sum = None
+    if t.y is not None:
+        y_sum = t.y.sum(axis=1, dtype=np.float64)
+        mass += y_sum
+        if below is not None:
+            below -= np.vecdot(t.y, d)
+    e = np.exp(d, out=d)
     e[rows, top] = 0.0
-    others = e.sum(axis=-1)
+    others = e.sum(axis=1)
     total = 1 + others
-    value = slope = None
-    if loss:
-        with np.errstate(invalid="ignore"):
-            terms = t * (np.log1p(others)[:, None] - d)
-        # 0 · inf where a zero target meets a logit 1e308 below the maximum: that term is 0.
-        terms[t == 0] = 0.0
-        value = terms.sum(axis=-1)
-    if grad:
-        slope = e * (1 / total)[:, None]
-        mass = t.sum(axis=-1)
-        t_top = t[rows, top]
-        slope *= mass[:, None]
-        slope -= t
-        slope[rows, top] = _slope_at_top(mass, t_top, others, total)
-    return value, slope
+    if loss is not None:
+        np.log1p(others, out=loss)
+        if t.index is None or t.a is not None or t.spread is not None:
+            loss *= mass
+        loss += below
+        if np.isnan(loss).any():
+            _repair_rows(loss, z, t)
+    if grad is not None:
+        inverse = 1 / total
+        plain = t.a is None and t.spread is None and t.y is None
+        # (sum t)·s - t in float64; written straight into the output for one-hot targets and no
+        # divisor, else into a work array that is divided (for "mean") into the output last,
+        # so that the result is rounded to its type once.
+        if plain and divisor == 1.0:
+            slope = np.multiply(e, inverse[:, None], out=grad, casting="same_kind")
+        else:
+            slope = scratch("g", n * classes).reshape(n, classes)
+            np.multiply(e, (inverse if plain else mass * inverse)[:, None], out=slope)
+            if t.spread is not None:
+                slope -= t.spread if t.keep is None else t.keep[:, None] * t.spread
+            if t.y is not None:
+                if t.index is None and divisor == 1.0:
+                    # Probability targets: the subtraction itself writes the output.
+                    slope = np.subtract(slope, t.y, out=grad, casting="same_kind")
+                else:
+                    slope -= t.y
+        # The index target's entry and the maximum's, from float64 values. At the maximum the
+        # other classes' target mass is added up directly, not as sum(t) - t*, which cancels.
+        t_top = np.zeros(n)
+        rest = np.zeros(n)
+        if t.index is not None:
+            # From e, with the target's whole weight subtracted once.
+            a = 1.0 if t.a is None else t.a
+            t_index = a
+            if t.spread is not None:
+                t_index = a + (1.0 if t.keep is None else t.keep) * t.spread[t.index]
+            scale = inverse if plain else mass * inverse
+            slope[rows, t.index] = e[rows, t.index] * scale - t_index
+            at_top = t.index == top
+            t_top += np.where(at_top, a, 0.0)
+            rest += np.where(at_top, 0.0, a)
+        if t.spread is not None:
+            keep = 1.0 if t.keep is None else t.keep
+            t_top += keep * t.spread[top]
+            rest += keep * (t.spread.sum() - t.spread[top])
+        if t.y is not None:
+            y_top = t.y[rows, top]
+            t_top += y_top
+            rest += y_sum - y_top
+        # The maximum, last (it may be the target).
+        slope[rows, top] = _slope_at_top(mass, rest, t_top, others, total)
+        if t.keep is not None:
+            slope[t.keep == 0] = 0.0
+        if slope is not grad:
+            np.divide(slope, divisor, out=grad, casting="same_kind")
 
 
-def _slope_at_top(mass, t_top: NDArray, others: NDArray, total: NDArray) -> NDArray:
+def _slope_at_top(mass, rest, t_top: NDArray, others: NDArray, total: NDArray) -> NDArray:
     """The gradient (sum t)·s* - t* at each row's largest logit, where s* = 1 / total.
 
     When that logit dominates (s* >= 1/2, others <= 1), s* rounds towards 1 and the direct form
-    loses 1 - s*; the other classes' mass keeps it. When it does not dominate, that form would
-    cancel instead, and the direct one is accurate.
+    loses 1 - s*; it is then written with the other classes' probability, others / total, and
+    their target mass ``rest`` = sum t - t*: (sum t)·s* - t* = rest - (sum t)·others/total.
+    When it does not dominate, that form would cancel instead, and the direct one is accurate.
     """
-    dominant = (mass - t_top) - mass * (others / total)
+    dominant = rest - mass * (others / total)
     direct = mass / total - t_top
     return np.where(others <= 1, dominant, direct)
 
 
-def _ce_rows_indices(
-    block: NDArray, t: NDArray, loss: bool, grad_out: NDArray | None
-) -> NDArray | None:
-    """:func:`_ce_rows` for class-index targets, in place in ``block`` (a float64 copy).
+def _shift_infinite_maxima(d: NDArray, z: NDArray, m: NDArray) -> None:
+    """Rows whose maximum is ±inf: the entries equal to it shift to 0, not to inf - inf.
 
-    The gradient is written straight into ``grad_out`` (a slice of the output, any float type);
-    the two entries of each row that need care, the target's and the maximum's, are computed in
-    float64 and written last.
+    That gives the limits: ``[inf, 0.5]`` has softmax ``[1, 0]`` and loss 0 at the first class;
+    a row of ``-inf`` is uniform (every entry the same, however they tend to -inf).
     """
-    rows = np.arange(block.shape[0])
-    top = np.argmax(block, axis=-1)
-    # z - m can only overflow towards -inf (logits 1e308 apart), where exp gives exactly 0.
-    with np.errstate(over="ignore"):
-        np.subtract(block, block[rows, top][:, None], out=block)
-    d_target = block[rows, t]
-    np.exp(block, out=block)
-    block[rows, top] = 0.0
-    others = block.sum(axis=-1)
-    total = 1 + others
-    value = np.log1p(others) - d_target if loss else None
-    if grad_out is not None:
-        inverse = 1 / total
-        target_slope = block[rows, t] * inverse - 1.0
-        np.multiply(block, inverse[:, None], out=grad_out, casting="same_kind")
-        grad_out[rows, t] = target_slope
-        # The maximum, last (it may be the target).
-        t_top = (t == top).astype(np.float64)
-        grad_out[rows, top] = _slope_at_top(1.0, t_top, others, total)
-    return value
+    rows = ~np.isfinite(m) & ~np.isnan(m)
+    d[rows] = np.where(z[rows] == m[rows, None], 0.0, d[rows])
+
+
+def _repair_rows(loss: NDArray, z: NDArray, t: _RowTargets) -> None:
+    """Recompute rows whose loss came out NaN with 0·(-inf) = 0 (a zero target at -inf).
+
+    A zero target on a class whose logit is -inf (or 1e308 below the maximum) contributes
+    nothing; NaN logits still give NaN.
+    """
+    classes = z.shape[1]
+    for row in np.flatnonzero(np.isnan(loss)):
+        zr = z[row].astype(np.float64)
+        target = np.zeros(classes)
+        if t.index is not None:
+            target[t.index[row]] += 1.0 if t.a is None else t.a[row]
+        if t.spread is not None:
+            target += (1.0 if t.keep is None else t.keep[row]) * t.spread
+        if t.y is not None:
+            target += t.y[row]
+        top = int(np.argmax(zr))
+        d = zr - zr[top]
+        if not np.isfinite(zr[top]):
+            d = np.where(zr == zr[top], 0.0, d)
+        e = np.exp(d)
+        e[top] = 0.0
+        terms = target * (np.log1p(e.sum()) - d)
+        terms[target == 0] = 0.0
+        loss[row] = terms.sum()
+
+
+class _Targets(NamedTuple):
+    """Validated softmax targets, flattened to rows: class indices or probability rows."""
+
+    index: NDArray[np.intp] | None  # (rows,) class indices, ignored rows set to 0
+    keep: NDArray[np.float64] | None  # (rows,) 1 for rows that count, 0 for ignored; None: all
+    y: _Rows | None  # probability rows
+
+
+def _softmax_targets(
+    targets: ArrayLike, rows: _Rows, shape: tuple[int, ...], axis: int, ignored: int | None
+) -> _Targets:
+    """Tell index targets from probability targets by dtype, and check them."""
+    raw = np.asarray(targets)
+    if np.issubdtype(raw.dtype, np.bool_):
+        raise TypeError(
+            "targets must be integer class indices or floating-point probabilities, got bool"
+        )
+    if not np.issubdtype(raw.dtype, np.integer):
+        y = validation.probabilities(raw, "targets")
+        if y.shape != shape:
+            raise ValueError(
+                f"probability targets need the shape of logits, {shape}; got {y.shape}"
+            )
+        return _Targets(None, None, _Rows(y, axis))
+    if raw.shape != rows.lead:
+        raise ValueError(
+            f"class-index targets need shape {rows.lead} (logits without the class axis), "
+            f"got {raw.shape}"
+        )
+    index = raw.reshape(rows.count).astype(np.intp, copy=False)
+    counted = np.ones(rows.count, dtype=bool) if ignored is None else index != ignored
+    bad = counted & ((index < 0) | (index >= rows.classes))
+    if np.any(bad):
+        raise ValueError(
+            f"class-index targets must lie in 0..{rows.classes - 1} (or equal ignore_index, "
+            f"{ignored}); found {index[bad][0]}"
+        )
+    if counted.all():
+        return _Targets(index, None, None)
+    return _Targets(np.where(counted, index, 0), counted.astype(np.float64), None)
+
+
+def _softmax_divisor(
+    t: _Targets, class_weight: NDArray | None, count: int, ignored: int | None
+) -> float:
+    """What "mean" divides by: the rows that count or, as PyTorch does for class indices with a
+    class weight, their target classes' total weight (added accurately)."""
+    if t.index is not None and class_weight is not None:
+        target_weight = class_weight[t.index]
+        if t.keep is not None:
+            target_weight *= t.keep
+        total = CompensatedSum(min(_BLOCK, count))
+        for start in range(0, count, _BLOCK):
+            total.add(target_weight[start : start + _BLOCK])
+        divisor = total.value()
+    else:
+        divisor = float(count if t.keep is None else np.count_nonzero(t.keep))
+    if divisor == 0.0:
+        if t.keep is not None and not t.keep.any():
+            raise ValueError(
+                f'every target is ignore_index ({ignored}), so reduction="mean" has no rows to '
+                f"average"
+            )
+        raise ValueError('the targets\' weights sum to zero, so reduction="mean" is undefined')
+    return divisor
+
+
+def _row_targets(
+    t: _Targets, start: int, stop: int, eps: float, class_weight: NDArray | None, spread
+) -> _RowTargets:
+    """One block's effective targets t = w[(1 - eps) y + eps/K], in the kernel's terms."""
+    if t.index is None:
+        y = t.y.block(start, stop)
+        if eps or class_weight is not None:
+            y = np.multiply(y, 1.0 - eps, dtype=np.float64)
+            if class_weight is not None:
+                y *= class_weight
+        return _RowTargets(None, None, spread, None, y)
+    index = t.index[start:stop]
+    keep = None if t.keep is None else t.keep[start:stop]
+    a = None  # one-hot targets of weight 1: the kernel's fastest case
+    if eps or class_weight is not None or keep is not None:
+        a = np.full(stop - start, 1.0 - eps)
+        if class_weight is not None:
+            a *= class_weight[index]
+        if keep is not None:
+            a *= keep
+    return _RowTargets(index, a, spread, keep, None)
 
 
 def _softmax_ce(
     logits: ArrayLike,
     targets: ArrayLike,
     weight: ArrayLike | None,
-    label_smoothing: float,
+    label_smoothing: object,
     reduction: str,
+    axis: object,
+    ignore_index: object,
+    *,
     loss: bool,
     grad: bool,
-) -> tuple[NDArray | None, NDArray | None]:
-    _check_reduction(reduction)
-    z = _logits_along_classes(logits)
-    t, indices = _ce_targets(targets, z.shape, label_smoothing)
-    classes = z.shape[-1]
-    w = _nonnegative(weight, "weight")
+) -> tuple[Loss | None, NDArray[np.floating] | None]:
+    reduction = validation.reduction(reduction)
+    eps = validation.label_smoothing(label_smoothing)
+    ignored = validation.ignore_index(ignore_index)
+    z = validation.float_array(logits, "logits")
+    axis = validation.class_axis(z.shape, axis)
+    rows = _Rows(z, axis)
+    classes = rows.classes
+    w = validation.weights(weight, "weight")
     if w is not None and w.shape != (classes,):
         raise ValueError(f"weight needs one entry per class, shape ({classes},); got {w.shape}")
-    rows = z[..., 0].size
-    if reduction == "mean" and rows == 0:
+    t = _softmax_targets(targets, rows, z.shape, axis, ignored)
+    if rows.count == 0 and reduction == "mean":
         raise ValueError('logits has no rows, so reduction="mean" is undefined')
-    dtype = np.result_type(z, *([] if indices else [t]), *([] if w is None else [w]))
-    flat_z = z.reshape(rows, classes)
-    flat_t = t.reshape(rows) if indices else t.reshape(rows, classes)
-    class_weight = np.ones(classes) if w is None else w.astype(np.float64)
-    # PyTorch divides a weighted mean over class-index targets by the targets' total weight.
+    # Class indices do not take part in the result's type; probabilities and weights do.
+    dtype = np.result_type(z, *(x for x in (None if t.y is None else t.y.moved, w)
+                                if x is not None))
+    class_weight = None if w is None else w.astype(np.float64)
+    divisor = 1.0
     if reduction == "mean":
-        divisor = float(class_weight[flat_t].sum()) if indices and w is not None else float(rows)
-        if divisor == 0.0:
-            raise ValueError('the targets\' weights sum to zero, so reduction="mean" is undefined')
-    loss_rows = np.empty(rows, dtype) if loss else None
-    grad_out = np.empty((rows, classes), dtype) if grad else None
-    step = max(1, _CE_BLOCK // classes)
-    for start in range(0, rows, step):
-        stop = min(rows, start + step)
-        if indices and not label_smoothing and w is None:
-            # One-hot targets, the common case: no target matrix, work in place.
-            block = np.array(flat_z[start:stop], dtype=np.float64)
-            value = _ce_rows_indices(
-                block,
-                flat_t[start:stop].astype(np.intp, copy=False),
-                loss,
-                grad_out[start:stop] if grad else None,
-            )
-            if loss:
-                loss_rows[start:stop] = value
-            continue
-        zb = flat_z[start:stop].astype(np.float64, copy=False)
-        if indices:
-            tb = np.zeros_like(zb)
-            tb[np.arange(stop - start), flat_t[start:stop]] = 1.0
-        else:
-            tb = flat_t[start:stop].astype(np.float64, copy=False)
-        if label_smoothing:
-            tb = (1 - label_smoothing) * tb + label_smoothing / classes
-        if w is not None:
-            tb = tb * class_weight
-        value, slope = _ce_rows(zb, tb, loss, grad)
-        if loss:
-            loss_rows[start:stop] = value
-        if grad:
-            grad_out[start:stop] = slope
-    total = None
-    if loss:
-        if reduction == "none":
-            total = loss_rows.reshape(z.shape[:-1])
-        else:
-            s = math.fsum(loss_rows.astype(np.float64))
-            total = dtype.type(s / divisor if reduction == "mean" else s)
-    if grad:
-        grad_out = grad_out.reshape(z.shape)
-        if reduction == "mean":
-            grad_out /= dtype.type(divisor)
-    return total, grad_out
+        divisor = _softmax_divisor(t, class_weight, rows.count, ignored)
+    wide = dtype == np.float64  # a float32 gradient is divided after its rounding, as in _bce
+    spread = None  # label smoothing's mass on each class, w·eps/K
+    if eps:
+        spread = np.full(classes, eps / classes) if w is None else class_weight * (eps / classes)
+    step = max(1, _ROWS_BLOCK // classes)
+    lanes = max(1, min(step, rows.count))
+    scratch = _Scratch(lanes * classes)
+    work = [_Scratch(lanes)(name, lanes) for name in ("sum0", "sum1", "sum2")]
+    losses = _Reduction(reduction, rows.lead, dtype, lanes, work) if loss else None
+    # Row losses go straight into a float64 "none" output, else through a float64 buffer.
+    loss_rows = losses.out.reshape(rows.count) if losses and losses.out is not None else None
+    direct = loss_rows is not None and loss_rows.dtype == np.float64
+    grad_out = np.empty((rows.count, classes), dtype) if grad else None
+    # Overflow gives inf, the correct rounding of a result beyond the float range; invalid
+    # operations come only from infinite logits (inf - inf, 0·inf), which the kernel repairs.
+    with np.errstate(over="ignore", invalid="ignore"):
+        for start in range(0, rows.count, step):
+            stop = min(rows.count, start + step)
+            block = _row_targets(t, start, stop, eps, class_weight, spread)
+            loss_block = None
+            if losses is not None:
+                loss_block = loss_rows[start:stop] if direct else scratch("loss", stop - start)
+            grad_block = grad_out[start:stop] if grad_out is not None else None
+            _softmax_kernel(rows.block(start, stop), block, loss_block, grad_block, scratch,
+                            divisor if wide else 1.0)
+            if grad_block is not None and not wide and divisor != 1.0:
+                grad_block /= dtype.type(divisor)
+            if loss_block is None:
+                continue
+            if block.keep is not None:
+                loss_block[block.keep == 0] = 0.0
+            if loss_rows is None:
+                losses.add(loss_block)
+            elif not direct:
+                loss_rows[start:stop] = loss_block
+    if grad_out is not None:
+        grad_out = np.moveaxis(grad_out.reshape(rows.moved.shape), -1, axis)
+        grad_out = validation.result(grad_out)
+    return (losses.result(divisor) if losses else None), grad_out
 
 
 def softmax_cross_entropy(
@@ -560,8 +908,10 @@ def softmax_cross_entropy(
     weight: ArrayLike | None = None,
     label_smoothing: float = 0.0,
     reduction: Reduction = "mean",
-) -> NDArray[np.floating]:
-    r"""Cross-entropy of targets against the softmax of logits, over the last axis.
+    axis: int = -1,
+    ignore_index: int | None = -100,
+) -> Loss:
+    r"""Cross-entropy of targets against the softmax of logits, over the class axis.
 
     .. math::
 
@@ -569,40 +919,53 @@ def softmax_cross_entropy(
         - \sum_k t_k z_k,
 
     with effective targets :math:`t_k = w_k\bigl[(1-\varepsilon)\,y_k + \varepsilon/K\bigr]`.
-    Computed as :math:`\sum_k t_k\bigl(\operatorname{log1p}(\textstyle\sum_{j \ne k^\ast}
-    e^{z_j - m}) - (z_k - m)\bigr)`, a sum of non-negative terms with :math:`m = z_{k^\ast}` the
-    largest logit; ``log1p`` keeps the loss of a confident, correct prediction, which
-    :math:`\log\sum_k e^{z_k - m}` would round to 0. Derived in chapter 5.
+    Computed as :math:`(\sum_k t_k)\operatorname{log1p}(\textstyle\sum_{j \ne k^\ast}
+    e^{z_j - m}) + \sum_k t_k (m - z_k)`, a sum of non-negative terms with
+    :math:`m = z_{k^\ast}` the largest logit; ``log1p`` keeps the loss of a confident, correct
+    prediction, which :math:`\log\sum_k e^{z_k - m}` would round to 0. Derived in "The gradient
+    of softmax cross-entropy".
 
     Parameters
     ----------
-    logits : array_like of float, shape (..., K)
-        Logits, classes along the last axis.
+    logits : array_like of float, shape (..., K, ...)
+        Logits, classes along ``axis``. Infinite logits give the loss's limit: 0 for a target
+        class at the only ``+inf``, ``inf`` for a target at ``-inf``; entries equal to an
+        infinite maximum share its probability equally.
     targets : array_like
-        Probabilities of the same shape as ``logits`` (soft labels allowed), or integer class
-        indices in 0..K-1 of shape ``logits.shape[:-1]``.
+        Integer class indices in 0..K-1, of the shape of ``logits`` without the class axis, or
+        probabilities of the shape of ``logits`` (soft labels allowed). The dtype decides which.
     weight : array_like of float, shape (K,), optional
-        Non-negative weight of each class (PyTorch's ``weight``).
+        Finite, non-negative weight of each class (PyTorch's ``weight``).
     label_smoothing : float, default 0
         :math:`\varepsilon \in [0, 1]`: the targets become
         :math:`(1-\varepsilon)\,y + \varepsilon/K`.
     reduction : {"none", "mean", "sum"}, default "mean"
-        Over the rows. As in PyTorch, the mean with class-index targets and a ``weight`` divides by
-        the total weight of the rows' target classes; otherwise by the number of rows.
+        Over the rows. As in PyTorch, the mean with class-index targets and a ``weight`` divides
+        by the total weight of the rows' target classes; otherwise by the number of rows.
+        Ignored rows count in neither.
+    axis : int, default -1
+        The class axis (PyTorch's ``dim=1`` is ``axis=1`` here).
+    ignore_index : int or None, default -100
+        A class-index target to ignore (PyTorch's default, used for padding): its rows have zero
+        loss and zero gradient and are left out of the mean. ``None`` ignores nothing. Has no
+        effect on probability targets.
 
     Returns
     -------
-    ndarray
-        The loss in nats: shape ``logits.shape[:-1]`` for ``"none"``, a scalar otherwise.
+    ndarray or numpy scalar
+        The loss in nats: an array of the shape of ``logits`` without the class axis for
+        ``"none"``, a NumPy scalar of the result's float type otherwise (the exact sum of the
+        row losses rounded once, divided for ``"mean"``).
 
     Raises
     ------
     TypeError
-        If ``logits`` (or a probability target, or ``weight``) is not a floating-point array.
+        If ``logits`` (or a probability target, or ``weight``) is not a float32 or float64
+        array, or ``label_smoothing``, ``axis`` or ``ignore_index`` has the wrong type.
     ValueError
         If shapes do not match, a probability lies outside [0, 1], a class index is out of
-        range, a weight is negative, ``label_smoothing`` lies outside [0, 1], or
-        ``reduction="mean"`` meets no rows or zero total weight.
+        range, a weight is negative or not finite, ``label_smoothing`` lies outside [0, 1], or
+        ``reduction="mean"`` meets no rows, only ignored rows, or zero total weight.
 
     Examples
     --------
@@ -617,8 +980,16 @@ def softmax_cross_entropy(
     >>> z = np.array([40.0, 0.0, 0.0])
     >>> float(np.log(np.sum(np.exp(z - z.max()))) - (z[0] - z.max()))
     0.0
+
+    Rows whose target is ``ignore_index`` count for nothing:
+
+    >>> softmax_cross_entropy(np.zeros((3, 2)), np.array([0, -100, 1]))
+    np.float64(0.6931471805599453)
     """
-    return _softmax_ce(logits, targets, weight, label_smoothing, reduction, True, False)[0]
+    return _softmax_ce(
+        logits, targets, weight, label_smoothing, reduction, axis, ignore_index,
+        loss=True, grad=False,
+    )[0]
 
 
 def softmax_cross_entropy_grad(
@@ -628,6 +999,8 @@ def softmax_cross_entropy_grad(
     weight: ArrayLike | None = None,
     label_smoothing: float = 0.0,
     reduction: Reduction = "mean",
+    axis: int = -1,
+    ignore_index: int | None = -100,
 ) -> NDArray[np.floating]:
     r"""Gradient of :func:`softmax_cross_entropy` with respect to the logits.
 
@@ -636,15 +1009,15 @@ def softmax_cross_entropy_grad(
         \frac{\partial L}{\partial z} = \Bigl(\sum_k t_k\Bigr) s - t,
 
     which is :math:`s - y` for targets that sum to 1 and no weights or smoothing (derived in
-    chapter 5). It is the gradient of exactly what :func:`softmax_cross_entropy` returns with
-    the same options. At the largest logit, :math:`s_{k^\ast}` rounds to 1 when that logit
-    dominates and :math:`s_{k^\ast} - 1` would round to 0; the gradient there is computed from
-    the other classes' total, :math:`1 - s_{k^\ast} = \sum_{k \ne k^\ast} e^{z_k - m} / \sum_k
-    e^{z_k - m}`.
+    "The gradient of softmax cross-entropy"). It is the gradient of exactly what
+    :func:`softmax_cross_entropy` returns with the same options. At the largest logit,
+    :math:`s_{k^\ast}` rounds to 1 when that logit dominates and :math:`s_{k^\ast} - 1` would
+    round to 0; the gradient there is computed from the other classes' total,
+    :math:`1 - s_{k^\ast} = \sum_{k \ne k^\ast} e^{z_k - m} / \sum_k e^{z_k - m}`.
 
     Parameters
     ----------
-    logits, targets, weight, label_smoothing, reduction
+    logits, targets, weight, label_smoothing, reduction, axis, ignore_index
         As for :func:`softmax_cross_entropy`.
 
     Returns
@@ -658,8 +1031,18 @@ def softmax_cross_entropy_grad(
     >>> from lossgrad import softmax_cross_entropy_grad
     >>> softmax_cross_entropy_grad(np.array([[30.0, 0.0, 0.0]]), np.array([0]))
     array([[-1.87152459e-13,  9.35762297e-14,  9.35762297e-14]])
+
+    Classes along the first axis, as PyTorch's ``dim=1`` puts them for a batch of one:
+
+    >>> softmax_cross_entropy_grad(np.array([[30.0], [0.0], [0.0]]), np.array([0]), axis=0)
+    array([[-1.87152459e-13],
+           [ 9.35762297e-14],
+           [ 9.35762297e-14]])
     """
-    return _softmax_ce(logits, targets, weight, label_smoothing, reduction, False, True)[1]
+    return _softmax_ce(
+        logits, targets, weight, label_smoothing, reduction, axis, ignore_index,
+        loss=False, grad=True,
+    )[1]
 
 
 def softmax_cross_entropy_and_grad(
@@ -669,10 +1052,12 @@ def softmax_cross_entropy_and_grad(
     weight: ArrayLike | None = None,
     label_smoothing: float = 0.0,
     reduction: Reduction = "mean",
-) -> tuple[NDArray[np.floating], NDArray[np.floating]]:
+    axis: int = -1,
+    ignore_index: int | None = -100,
+) -> tuple[Loss, NDArray[np.floating]]:
     """:func:`softmax_cross_entropy` and its gradient in one pass over the data.
 
-    Derived in chapter 5, "The gradient of softmax cross-entropy".
+    Derived in "The gradient of softmax cross-entropy".
 
     Examples
     --------
@@ -682,4 +1067,7 @@ def softmax_cross_entropy_and_grad(
     >>> round(float(loss), 6), grad
     (0.693147, array([[ 0.5, -0.5]]))
     """
-    return _softmax_ce(logits, targets, weight, label_smoothing, reduction, True, True)
+    return _softmax_ce(
+        logits, targets, weight, label_smoothing, reduction, axis, ignore_index,
+        loss=True, grad=True,
+    )

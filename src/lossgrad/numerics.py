@@ -1,16 +1,21 @@
 """Element-wise functions of logits, and the softmax family, over numpy arrays.
 
-Every function takes floating-point arrays (float32 or float64) and returns an array of the
-same floating type. None of them overflows, divides by zero or returns NaN for finite input:
-each formula below is chosen so that every intermediate quantity is bounded, and the comment
-beside it says why. The losses built on them are in :mod:`lossgrad.losses`; the derivations in
-chapters 2 ("The logistic sigmoid") and 4 ("Softmax and its Jacobian").
+Every function takes floating-point arrays (float32 or float64; :mod:`lossgrad.validation`
+states what else is refused and why) and returns the same floating type, as an ndarray, or as a
+NumPy scalar for a 0-dimensional result. None of them overflows, divides by zero or returns NaN
+for finite input: each formula below is chosen so that every intermediate quantity is bounded,
+and the comment beside it says why. Infinite input gives the mathematical limit, without a
+warning. The softmax family works along ``axis`` (the last, by default). The losses built on
+them are in :mod:`lossgrad.losses`; the derivations in "The logistic sigmoid" and "Softmax and
+its Jacobian".
 """
 
 from __future__ import annotations
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+
+from lossgrad import validation
 
 __all__ = [
     "log_sigmoid",
@@ -22,31 +27,10 @@ __all__ = [
     "softplus",
 ]
 
+Result = NDArray[np.floating] | np.floating
 
 
-def _float_array(x: ArrayLike, name: str) -> NDArray[np.floating]:
-    """``x`` as a floating-point array, or a TypeError naming the argument."""
-    a = np.asarray(x)
-    if not np.issubdtype(a.dtype, np.floating):
-        raise TypeError(
-            f"{name} must be a floating-point array (float32 or float64), got dtype {a.dtype}; "
-            f"convert it first, e.g. np.asarray({name}, dtype=np.float64)"
-        )
-    return a
-
-
-def _probabilities(x: ArrayLike, name: str) -> NDArray[np.floating]:
-    """``x`` as a floating-point array with every non-NaN entry in [0, 1]."""
-    a = _float_array(x, name)
-    # NaN compares False both ways, so it passes here and propagates to the result.
-    outside = (a < 0) | (a > 1)
-    if np.any(outside):
-        bad = a[outside].flat[0]
-        raise ValueError(f"{name} must lie in [0, 1]; found {bad!r}")
-    return a
-
-
-def sigmoid(x: ArrayLike) -> NDArray[np.floating]:
+def sigmoid(x: ArrayLike) -> Result:
     r"""Logistic sigmoid, :math:`\sigma(x) = 1/(1+e^{-x})`, without overflow.
 
     .. math::
@@ -55,7 +39,7 @@ def sigmoid(x: ArrayLike) -> NDArray[np.floating]:
 
     Both branches evaluate :math:`e^{-|x|} \le 1`, so nothing overflows, and for
     :math:`x \ll 0` the result keeps full relative accuracy down to the subnormal range.
-    The two forms are shown equal in chapter 2, "The logistic sigmoid".
+    The two forms are shown equal in "The logistic sigmoid".
 
     Parameters
     ----------
@@ -74,15 +58,15 @@ def sigmoid(x: ArrayLike) -> NDArray[np.floating]:
     >>> sigmoid(np.array([-740.0, -40.0, 0.0, 40.0]))
     array([4.19955799e-322, 4.24835426e-018, 5.00000000e-001, 1.00000000e+000])
     """
-    x = _float_array(x, "x")
+    x = validation.float_array(x, "x")
     e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+    return validation.result(np.where(x >= 0, 1 / (1 + e), e / (1 + e)))
 
 
-def softplus(x: ArrayLike) -> NDArray[np.floating]:
+def softplus(x: ArrayLike) -> Result:
     r"""Softplus, :math:`\operatorname{softplus}(x) = \log(1 + e^{x})`, without overflow.
 
-    Its reflection, softplus(-x) = softplus(x) - x, is derived in chapter 2, "The logistic sigmoid".
+    Its reflection, softplus(-x) = softplus(x) - x, is derived in "The logistic sigmoid".
 
     .. math::
 
@@ -114,14 +98,14 @@ def softplus(x: ArrayLike) -> NDArray[np.floating]:
     >>> softplus(np.array([-50.0, 0.0, 50.0, 1e308]))
     array([1.92874985e-022, 6.93147181e-001, 5.00000000e+001, 1.00000000e+308])
     """
-    x = _float_array(x, "x")
-    return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+    x = validation.float_array(x, "x")
+    return validation.result(np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x))))
 
 
-def log_sigmoid(x: ArrayLike) -> NDArray[np.floating]:
+def log_sigmoid(x: ArrayLike) -> Result:
     r"""Logarithm of the sigmoid, :math:`\log\sigma(x) = -\operatorname{softplus}(-x)`.
 
-    Derived in chapter 2, "The logistic sigmoid".
+    Derived in "The logistic sigmoid".
 
     Examples
     --------
@@ -130,15 +114,25 @@ def log_sigmoid(x: ArrayLike) -> NDArray[np.floating]:
     >>> log_sigmoid(np.array([-1000.0, 0.0, 40.0]))
     array([-1.00000000e+03, -6.93147181e-01, -4.24835426e-18])
     """
-    return -softplus(-_float_array(x, "x"))
+    return validation.result(-np.asarray(softplus(-validation.float_array(x, "x"))))
 
 
-def logit(q: ArrayLike) -> NDArray[np.floating]:
+def logit(q: ArrayLike) -> Result:
     r"""Inverse of the sigmoid, :math:`\operatorname{logit}(q) = \log\frac{q}{1-q}`.
 
-    Computed as :math:`\log q - \operatorname{log1p}(-q)`, which keeps full accuracy for
-    :math:`q` near 0 and near 1. The end points map to :math:`\mp\infty` without a warning.
-    Derived in chapter 2, "The logistic sigmoid".
+    .. math::
+
+        \operatorname{logit}(q) = \begin{cases}
+            2\operatorname{artanh}(2q - 1) & q \ge \tfrac14, \\
+            \log\bigl(q / (1 - q)\bigr) & q < \tfrac14.
+        \end{cases}
+
+    For :math:`q \ge \tfrac14`, :math:`2q - 1` is exact (Sterbenz's lemma), so the only
+    rounding is the one of :math:`\operatorname{artanh}`, and the result keeps full accuracy near
+    :math:`q = \tfrac12`, where :math:`\log q - \operatorname{log1p}(-q)` subtracts two numbers
+    close to :math:`-\log 2` and loses hundreds of ULPs. Below :math:`\tfrac14` the quotient is
+    rounded twice and the logarithm of a number below :math:`\tfrac13` is well conditioned. The
+    end points map to :math:`\mp\infty` without a warning. Derived in "The logistic sigmoid".
 
     Parameters
     ----------
@@ -156,41 +150,48 @@ def logit(q: ArrayLike) -> NDArray[np.floating]:
     >>> from lossgrad import logit
     >>> logit(np.array([0.0, 0.5, 0.9, 1.0]))
     array([      -inf, 0.        , 2.19722458,        inf])
+
+    Near :math:`\tfrac12` the difference of logarithms keeps only a few digits of
+    :math:`\operatorname{logit}(0.5 + 2^{-40}) = 3.6379788070917 \times 10^{-12}`:
+
+    >>> q = np.array([0.5 + 2.0**-40])
+    >>> float((np.log(q) - np.log1p(-q))[0]), float(logit(q)[0])
+    (3.637978807091713e-12, 3.637978807091713e-12)
     """
-    q = _probabilities(q, "q")
-    with np.errstate(divide="ignore"):
-        return np.log(q) - np.log1p(-q)
+    q = validation.probabilities(q, "q")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        central = 2 * np.arctanh(2 * q - 1)
+        low = np.log(q / (1 - q))
+    return validation.result(np.where(q < 0.25, low, central))
 
 
-# The softmax family (chapter 4). Classes lie along the last axis.
+# The softmax family ("Softmax and its Jacobian"), along any class axis.
 
 
-def _logits_along_classes(logits: ArrayLike) -> NDArray[np.floating]:
-    z = _float_array(logits, "logits")
-    if z.ndim == 0 or z.shape[-1] == 0:
-        raise ValueError(f"logits need a non-empty class axis (the last); got shape {z.shape}")
-    return z
-
-
-def _shifted(z: NDArray[np.floating]) -> tuple[NDArray, NDArray, NDArray]:
-    """The row maxima, exp(z - max), and the sum of exp(z - max) over all but one maximum.
+def _shifted(z: NDArray[np.floating], axis: int) -> tuple[NDArray, NDArray, NDArray, NDArray]:
+    """The maxima, z - max, exp(z - max), and the sum of exp(z - max) over all but one maximum.
 
     Leaving one maximum's term (exactly 1) out of the sum lets ``log1p`` keep the small
-    contribution of the other classes when one logit dominates.
+    contribution of the other classes when one logit dominates. Where the maximum is infinite,
+    the entries equal to it shift to 0 rather than to inf - inf, which gives the limits.
     """
-    top = np.max(z, axis=-1, keepdims=True)
-    # z - top can only overflow towards -inf (logits 1e308 apart), where exp gives exactly 0.
-    with np.errstate(over="ignore"):
-        e = np.exp(z - top)
-    first = np.argmax(z, axis=-1)[..., None]
+    top = np.max(z, axis=axis, keepdims=True)
+    # z - top can only overflow towards -inf (logits 1e308 apart), where exp gives exactly 0;
+    # inf - inf is repaired just below.
+    with np.errstate(over="ignore", invalid="ignore"):
+        d = z - top
+    if not np.all(np.isfinite(top) | np.isnan(top)):
+        d = np.where(z == top, 0.0, d).astype(z.dtype, copy=False)
+    e = np.exp(d)
+    first = np.argmax(z, axis=axis, keepdims=True)
     mask = np.ones_like(e, dtype=bool)
-    np.put_along_axis(mask, first, False, axis=-1)
-    others = np.sum(e, axis=-1, keepdims=True, where=mask)
-    return top, e, others
+    np.put_along_axis(mask, first, False, axis=axis)
+    others = np.sum(e, axis=axis, keepdims=True, where=mask)
+    return top, d, e, others
 
 
-def logsumexp(logits: ArrayLike) -> NDArray[np.floating]:
-    r"""Log-sum-exp over the last axis, :math:`\log \sum_k e^{z_k}`, without overflow.
+def logsumexp(logits: ArrayLike, *, axis: int = -1) -> Result:
+    r"""Log-sum-exp along ``axis``, :math:`\log \sum_k e^{z_k}`, without overflow.
 
     .. math::
 
@@ -198,26 +199,30 @@ def logsumexp(logits: ArrayLike) -> NDArray[np.floating]:
         e^{z_k - m}\Bigr), \qquad m = z_{k^\ast} = \max_k z_k
 
     Every exponential has a non-positive argument, and ``log1p`` keeps the other classes'
-    contribution when one logit dominates. Derived in chapter 4, "Softmax and its Jacobian".
+    contribution when one logit dominates. A row of ``-inf`` gives ``-inf`` (the logarithm of
+    0) and a ``+inf`` gives ``+inf``. Derived in "Softmax and its Jacobian".
 
     Examples
     --------
     >>> import numpy as np
     >>> from lossgrad import logsumexp
     >>> logsumexp(np.array([1000.0, 0.0, -40.0]))
-    array(1000.)
+    np.float64(1000.0)
     >>> float(logsumexp(np.array([0.0, -40.0])))
     4.248354255291589e-18
+    >>> logsumexp(np.array([[0.0, 0.0], [1.0, 1.0]]), axis=0)
+    array([1.31326169, 1.31326169])
     """
-    z = _logits_along_classes(logits)
-    top, _, others = _shifted(z)
-    return (top + np.log1p(others))[..., 0]
+    z = validation.float_array(logits, "logits")
+    axis = validation.class_axis(z.shape, axis)
+    top, _, _, others = _shifted(z, axis)
+    return validation.result(np.squeeze(top + np.log1p(others), axis=axis))
 
 
-def log_softmax(logits: ArrayLike) -> NDArray[np.floating]:
-    r"""Logarithm of the softmax over the last axis, :math:`z_i - \operatorname{logsumexp}(z)`.
+def log_softmax(logits: ArrayLike, *, axis: int = -1) -> NDArray[np.floating]:
+    r"""Logarithm of the softmax along ``axis``, :math:`z_i - \operatorname{logsumexp}(z)`.
 
-    Derived in chapter 4, "Softmax and its Jacobian".
+    Derived in "Softmax and its Jacobian".
 
     Examples
     --------
@@ -225,20 +230,24 @@ def log_softmax(logits: ArrayLike) -> NDArray[np.floating]:
     >>> from lossgrad import log_softmax
     >>> log_softmax(np.array([30.0, 0.0]))
     array([-9.35762297e-14, -3.00000000e+01])
+    >>> log_softmax(np.array([np.inf, 0.5]))
+    array([  0., -inf])
     """
-    z = _logits_along_classes(logits)
-    top, _, others = _shifted(z)
+    z = validation.float_array(logits, "logits")
+    axis = validation.class_axis(z.shape, axis)
+    _, d, _, others = _shifted(z, axis)
     # A gap beyond the float range is a log-probability below -1.8e308: -inf is its rounding.
     with np.errstate(over="ignore"):
-        return (z - top) - np.log1p(others)
+        return d - np.log1p(others)
 
 
-def softmax(logits: ArrayLike) -> NDArray[np.floating]:
-    r"""Softmax over the last axis, :math:`s_i = e^{z_i} / \sum_k e^{z_k}`, without overflow.
+def softmax(logits: ArrayLike, *, axis: int = -1) -> NDArray[np.floating]:
+    r"""Softmax along ``axis``, :math:`s_i = e^{z_i} / \sum_k e^{z_k}`, without overflow.
 
     Computed as :math:`e^{z_i - m} / \sum_k e^{z_k - m}` with :math:`m = \max_k z_k`, which
-    leaves the result unchanged (chapter 4 proves the shift invariance) and keeps every
-    exponential at most 1.
+    leaves the result unchanged ("Softmax and its Jacobian" proves the shift invariance) and
+    keeps every exponential at most 1. Entries equal to an infinite maximum share its
+    probability equally: ``softmax([inf, 0.5])`` is ``[1, 0]``, a row of ``-inf`` is uniform.
 
     Examples
     --------
@@ -246,7 +255,11 @@ def softmax(logits: ArrayLike) -> NDArray[np.floating]:
     >>> from lossgrad import softmax
     >>> softmax(np.array([1000.0, 1000.0, 0.0]))
     array([0.5, 0.5, 0. ])
+    >>> softmax(np.array([[1.0, 0.0], [1.0, 0.0]]), axis=0)
+    array([[0.5, 0.5],
+           [0.5, 0.5]])
     """
-    z = _logits_along_classes(logits)
-    _, e, others = _shifted(z)
+    z = validation.float_array(logits, "logits")
+    axis = validation.class_axis(z.shape, axis)
+    _, _, e, others = _shifted(z, axis)
     return e / (1 + others)

@@ -2,7 +2,7 @@
 
 A probability vector :math:`(s_1, s_2, s_3)` is drawn at the weighted average of the triangle's
 corners, so that each corner is a certain class and the centre is the uniform distribution.
-Used in chapter 7, "Seeing the gradients".
+Used in "Seeing the gradients".
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ CORNERS: NDArray[np.float64] = np.array([[0.0, 0.0], [1.0, 0.0], [0.5, np.sqrt(3
 def to_ternary(probabilities: ArrayLike) -> NDArray[np.float64]:
     """Plane coordinates of probability vectors over three classes.
 
-    Used in chapter 7, "Seeing the gradients".
+    Used in "Seeing the gradients".
 
     Parameters
     ----------
@@ -58,7 +58,7 @@ def draw_simplex(
 ) -> Axes:
     """Draw the triangle, a light grid at steps of 0.2, and the corners' labels on ``ax``.
 
-    Used in chapter 7, "Seeing the gradients".
+    Used in "Seeing the gradients".
 
     Examples
     --------
