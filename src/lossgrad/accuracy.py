@@ -15,6 +15,7 @@ from numpy.typing import ArrayLike, NDArray
 __all__ = [
     "DIGITS",
     "bce_grad_condition",
+    "bce_hard_points",
     "bce_references",
     "exact_bce",
     "exact_bce_grad",
@@ -385,3 +386,41 @@ def softmax_cross_entropy_condition(
             slope = mass * s[i] * (absz[i] * mass_i + weighted_i)
             kappa_grad.append(float(slope / abs(grad[i])) if grad[i] else 0.0)
         return kappa_loss, kappa_grad
+
+
+def bce_hard_points(n: int, seed: int = 0) -> tuple[NDArray, NDArray]:
+    """``n`` logits and targets (``n`` a multiple of 5) where binary cross-entropy's roundings
+    line up.
+
+    Used in "Floating point". Five equal groups, chosen where the error bound's pieces are
+    largest: :math:`u \\in (1, 1.1)`, :math:`p \\in (0.48, \\tfrac12)` (rounded :math:`1 - p`
+    and :math:`\\sigma(-u)` both near their largest amplification); :math:`u \\in (1, 1.3)` with
+    :math:`p` from :math:`10^{-16.5}` to :math:`10^{-8}` below :math:`\\tfrac12`;
+    :math:`|u|` within :math:`10^{-12}` to :math:`10^{-2}` of 1, where the gradient switches to
+    its central form, with :math:`p \\in (0, \\tfrac12)`; :math:`|u| \\in (1.2, 1.32)` with
+    :math:`p` just below :math:`\\tfrac12` (the loss's largest errors); and
+    :math:`u \\in (-1.1, -0.9)`, :math:`p \\in (0.05, 0.1)`, where a rounded
+    :math:`\\tfrac12 - p` is amplified most.
+
+    Examples
+    --------
+    >>> from lossgrad.accuracy import bce_hard_points
+    >>> u, p = bce_hard_points(10)
+    >>> u.shape, bool(p.min() > 0 and p.max() < 0.5)
+    ((10,), True)
+    """
+    rng = np.random.default_rng(seed)
+    m = n // 5
+
+    def signs() -> NDArray:
+        return rng.choice([-1.0, 1.0], m)
+
+    groups = [
+        (rng.uniform(1.0, 1.1, m), rng.uniform(0.48, 0.5, m)),
+        (rng.uniform(1.0, 1.3, m), 0.5 - 10 ** rng.uniform(-16.5, -8, m)),
+        (signs() * (1 + signs() * 10 ** rng.uniform(-12, -2, m)), rng.uniform(0, 0.5, m)),
+        (signs() * rng.uniform(1.2, 1.32, m), 0.5 - 10 ** rng.uniform(-14, -6, m)),
+        (-rng.uniform(0.9, 1.1, m), rng.uniform(0.05, 0.1, m)),
+    ]
+    u, p = (np.concatenate(part) for part in zip(*groups, strict=True))
+    return u, p

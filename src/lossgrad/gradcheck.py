@@ -112,7 +112,8 @@ def complex_step(
 
     There is no subtraction, so no cancellation: the step can be tiny (:math:`10^{-20}`), and
     the estimate is about as accurate as evaluating a formula for :math:`f'` in floating point
-    (a few ULPs where that is well conditioned; "Checking gradients" measures it), not exact.
+    (an error that grows with the condition number of :math:`f'`; "Checking gradients" measures
+    it), not exact.
     ``f`` must accept complex input and be built from analytic operations (no ``abs``, ``max``
     or comparisons on the argument).
 
