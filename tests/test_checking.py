@@ -101,7 +101,7 @@ def test_the_books_default_domains():
 
 def test_an_indexed_base_gives_every_entry_its_domain():
     step = identity(sp.atan(z[1]) + sp.atan(1 / z[1]), sp.pi / 2, domains={z: (0.5, 2)}).steps[-1]
-    assert step.verdict == "checked numerically at 50 points, z_1 ∈ [0.5, 2]"
+    assert step.verdict == "checked numerically at 50 points, z[1] ∈ [0.5, 2]"
 
 
 # Sample points ------------------------------------------------------------------------------

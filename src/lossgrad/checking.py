@@ -39,7 +39,7 @@ import sympy as sp
 from sympy.core.function import AppliedUndef
 
 from lossgrad.domains import DEFAULT_DOMAINS, Domain, default_domain, sample_points
-from lossgrad.symbolic import K, unfold
+from lossgrad.symbolic import INDEX_RANGES, K, unfold
 
 __all__ = [
     "DEFAULT_DOMAINS",
@@ -51,6 +51,7 @@ __all__ = [
     "CheckTimeoutError",
     "Evidence",
     "InvalidStepError",
+    "NotAnExpressionError",
     "Outcome",
     "Refutation",
     "UncheckableStepError",
@@ -73,7 +74,7 @@ _AGREEMENT = mpmath.mpf(10) ** -3
 #: values: a few digits for the error of each operation to accumulate.
 _SLACK = 5
 #: ``exp`` refuses arguments above 2**_EXP_BITS: their result could not be held in memory.
-_EXP_BITS = 100_000
+_EXP_BITS = 4_096
 #: The highest precision, in digits, at which a side that cancelled to 0 is evaluated again.
 _MAX_DIGITS = 5000
 
@@ -168,7 +169,15 @@ class Pair:
         return self.before - self.after
 
 
+class NotAnExpressionError(UncheckableStepError, TypeError):
+    """A side of a step that is not a value: a function (Lambda), a relation, a set, ..."""
+
+
 def _reject_unsupported(expr: object) -> None:
+    if isinstance(expr, sp.Lambda):
+        raise NotAnExpressionError(
+            f"{expr} is a function (sympy Lambda), not a value; apply it to an argument"
+        )
     if isinstance(expr, sp.NDimArray):
         raise UncheckableStepError("sympy Arrays are not supported; use a sympy Matrix")
     if not isinstance(expr, sp.Expr | sp.MatrixBase):
@@ -276,14 +285,23 @@ def _nonzero_constant(e: sp.Expr) -> bool:
 
 
 def _symbolic_verdict(pair: Pair, conditions: Mapping[sp.Basic, bool], budget: _Budget) -> str:
-    """``"zero"``, ``"constant"`` (a nonzero constant) or ``"open"`` for one pair."""
+    """``"zero"``, ``"constant"`` (a nonzero constant) or ``"open"`` for one pair; ``"given"``
+    for a zero that needed the derivation's conditions."""
     if pair.before.has(*_NON_FINITE) or pair.after.has(*_NON_FINITE):
         return "open"  # sympy's arithmetic with oo and nan proves nothing about values
+    for side in (pair.before, pair.after):
+        if any(piece.args[-1].cond != sp.true for piece in side.atoms(sp.Piecewise)):
+            # No otherwise branch: undefined (nan) where no condition holds, which sympy's
+            # algebra ignores; the numeric check finds such a point.
+            return "open"
     difference = pair.difference
+    used = False
     if conditions:
         # A sum over a Kronecker delta evaluates to a Piecewise whose condition is that the
         # free index lies in range; the derivation's conditions settle it.
-        difference = difference.doit().subs(conditions)
+        done = difference.doit()
+        difference = done.subs(conditions)
+        used = difference != done and any(c not in INDEX_RANGES for c in conditions)
     for strategy in _STRATEGIES:
         budget.check()
         try:
@@ -291,7 +309,7 @@ def _symbolic_verdict(pair: Pair, conditions: Mapping[sp.Basic, bool], budget: _
         except Exception:  # a strategy that fails proves nothing; the next one may
             continue
         if result == 0:
-            return "zero"
+            return "given" if used else "zero"
         if _nonzero_constant(result):
             return "constant"
     return "open"
@@ -316,9 +334,10 @@ def _entry_symbol(x: sp.Indexed, origins: dict[sp.Symbol, sp.IndexedBase]) -> sp
     if not all(i.is_Integer for i in x.indices):
         raise UncheckableStepError(f"{x} has an index the engine cannot set: {x.indices}")
     # Named by every index, so that W[1, 2] and W[1, 1] stay two different numbers.
-    label = ",".join(str(i) for i in x.indices)
-    name = f"{x.base}_{label}" if len(x.indices) == 1 else f"{x.base}_{{{label}}}"
-    kinds = ("real", "positive", "negative", "nonnegative", "nonpositive")
+    # Written z[1], as sympy prints the entry: never the same name as a Symbol("z_1").
+    label = ", ".join(str(i) for i in x.indices)
+    name = f"{x.base}[{label}]"
+    kinds = ("integer", "real", "positive", "negative", "nonnegative", "nonpositive")
     symbol = sp.Symbol(name, **{kind: True for kind in kinds if getattr(x, f"is_{kind}")})
     origins[symbol] = x.base
     return symbol
@@ -352,7 +371,19 @@ def _instances(pairs: list[Pair]) -> _Cases:
     origins: dict[sp.Symbol, sp.IndexedBase] = {}
     if K not in free and not any(e.has(sp.Indexed, sp.Sum) for e in exprs):
         return _Cases([((), pairs)], (), (), origins)
-    indices = tuple(sorted((s for s in free if s.is_integer and s != K), key=str))
+    # Only symbols that stand for a position (in an index of z[i]) run over 1..K; any other
+    # integer symbol is sampled from its domain like any other symbol.
+    positions = set()
+    for e in exprs:
+        for x in e.atoms(sp.Indexed):
+            for index in x.indices:
+                positions |= index.free_symbols
+    indices = tuple(sorted((s for s in free & positions if s.is_integer and s != K), key=str))
+    if len(indices) > 3:
+        raise UncheckableStepError(
+            f"too many free indices ({', '.join(map(str, indices))}): checking every value of "
+            "each for K = 1..4 would take too long; give some of them a value"
+        )
     general = K in free or bool(indices)
     instances = []
     for assignment in _assignments(indices) if general else [()]:
@@ -389,6 +420,36 @@ def _guarded(name: str) -> Callable:
 _OVERRIDES = {name: _guarded(name) for name in ("exp", "sinh", "cosh")}
 
 
+def _guarded_pow(base: object, exponent: object) -> object:
+    """``base ** exponent``, refused like ``exp`` when the result could not be held
+    (10**(10**(10**x)) would otherwise fill the memory)."""
+    base, exponent = mpmath.mpmathify(base), mpmath.mpmathify(exponent)
+    if (
+        mpmath.isfinite(base)
+        and mpmath.isfinite(exponent)
+        and base != 0
+        and exponent != 0
+        and abs(base) != 1
+    ):
+        with mpmath.workdps(15):
+            size = abs(exponent) * abs(mpmath.log(abs(base), 2))
+        if mpmath.mag(size) > _EXP_BITS:
+            raise _TooLarge(f"a power near 2^(2^{int(mpmath.mag(size))})")
+    return base**exponent
+
+
+#: Powers with a variable exponent are evaluated through :func:`_guarded_pow`.
+_POW = sp.Function("lossgrad_pow")
+_OVERRIDES["lossgrad_pow"] = _guarded_pow
+
+
+def _with_guarded_powers(expr: sp.Expr) -> sp.Expr:
+    return expr.replace(
+        lambda e: isinstance(e, sp.Pow) and not e.exp.is_number,
+        lambda e: _POW(e.base, e.exp),
+    )
+
+
 @dataclass(frozen=True)
 class _Agreement:
     """What one point says about a pair: ``"equal"``, ``"differ"`` or ``"unsettled"``."""
@@ -399,7 +460,9 @@ class _Agreement:
 
 
 def _precisions(digits: int) -> tuple[int, ...]:
-    return (digits, 2 * digits, 3 * digits, 4 * digits, 6 * digits, 8 * digits)
+    """The two working precisions at which every point is compared (the highest the engine
+    uses): a difference is judged by how it changes between them."""
+    return (6 * digits, 8 * digits)
 
 
 def _rounding(precision: int, scale: object) -> object:
@@ -407,34 +470,29 @@ def _rounding(precision: int, scale: object) -> object:
     return scale * mpmath.mpf(10) ** (_SLACK - precision)
 
 
-def _shrank(earlier: tuple[int, object, object], later: tuple[int, object, object]) -> bool:
-    """Whether a difference fell by at least half the digits added, as rounding error does."""
-    (p0, d0, _), (p1, d1, _) = earlier, later
-    return d0 != 0 and abs(d1) <= abs(d0) * mpmath.mpf(10) ** (-(p1 - p0) / 2)
+def _decide(earlier: tuple[int, object, object], later: tuple[int, object, object]) -> str:
+    """Whether two differences, at a lower and a higher precision, are rounding error or real.
 
+    Each is (precision, difference, scale), the scale being the size of the larger value.
 
-def _settle(history: list[tuple[int, object, object]], lowest: int) -> str | None:
-    """Whether the differences at growing precisions are rounding error, real, or undecided.
-
-    ``history`` holds (precision, difference, scale) for each precision tried so far; the
-    scale is the size of the larger value. Rounding error shrinks as the precision grows; a
-    real difference stays where it is.
-
-    * *equal*: the difference is within rounding error at twice the lowest precision or
-      more, or it shrank like rounding error twice in a row (an expression whose cancelling
-      terms are far larger than its value);
-    * *differ*: the difference is the same at the last two precisions, to 1 part in 1000, and
-      larger than the rounding error of the lower one;
-    * otherwise undecided (None), and the next precision is tried.
+    * *equal*: the difference is exactly 0 at both precisions, or 0 at the higher one (more
+      digits cannot absorb a real difference), or it is within the rounding error of the higher
+      precision, or it shrank by at least half the digits added, as rounding error does;
+    * *differ*: it is nonzero and the same at both precisions, to 1 part in 1000, however small
+      it is next to the values (a stable difference is real);
+    * otherwise *unsettled*: for example 0 at the lower precision but not at the higher, the
+      mark of a tiny difference absorbed by rounding.
     """
-    (p0, d0, _), (p1, d1, scale) = history[-2:]
-    if p1 >= 2 * lowest and abs(d1) <= _rounding(p1, scale):
+    (p0, d0, _), (p1, d1, scale) = earlier, later
+    if d1 == 0:
         return "equal"
-    if len(history) > 2 and _shrank(*history[-3:-1]) and _shrank(*history[-2:]):
-        return "equal"
-    if d0 != 0 and abs(d0 - d1) <= _AGREEMENT * abs(d1) and abs(d1) > _rounding(p0, scale):
+    if d0 != 0 and abs(d0 - d1) <= _AGREEMENT * abs(d1):
         return "differ"
-    return None
+    if abs(d1) <= _rounding(p1, scale):
+        return "equal"
+    if d0 != 0 and abs(d1) <= abs(d0) * mpmath.mpf(10) ** (-(p1 - p0) / 2):
+        return "equal"
+    return "unsettled"
 
 
 class _Compiled:
@@ -445,7 +503,12 @@ class _Compiled:
         self.symbols = sorted(pair.before.free_symbols | pair.after.free_symbols, key=str)
         try:
             self.functions = [
-                sp.lambdify(self.symbols, side, modules=[_OVERRIDES, "mpmath"], dummify=True)
+                sp.lambdify(
+                    self.symbols,
+                    _with_guarded_powers(side),
+                    modules=[_OVERRIDES, "mpmath"],
+                    dummify=True,
+                )
                 for side in (pair.before, pair.after)
             ]
         except Exception as error:
@@ -456,7 +519,7 @@ class _Compiled:
     def values(self, point: Mapping[sp.Symbol, float | int], digits: int) -> tuple:
         """Both sides at ``point``, computed with ``digits`` significant digits."""
         with mpmath.workdps(digits):
-            args = [mpmath.mpf(point[s]) for s in self.symbols]
+            args = [_exact(point[s]) for s in self.symbols]
             return tuple(mpmath.mpmathify(f(*args)) for f in self.functions)
 
     def where(self, point: Mapping[sp.Symbol, float | int]) -> dict[sp.Symbol, float | int]:
@@ -464,13 +527,13 @@ class _Compiled:
         return {s: point[s] for s in self.symbols}
 
     def compare(self, point: Mapping[sp.Symbol, float | int], digits: int) -> _Agreement:
-        """Evaluate at growing precisions until the difference settles."""
-        agreement = self._settle_at(point, _precisions(digits), digits)
+        """Compare the sides at the two highest precisions (deeper if a side cancelled to 0)."""
+        agreement = self._settle_at(point, _precisions(digits))
         deeper = self._deeper(agreement, digits)
-        return self._settle_at(point, deeper, digits) if deeper else agreement
+        return self._settle_at(point, deeper) if deeper else agreement
 
     def _settle_at(
-        self, point: Mapping[sp.Symbol, float | int], precisions: Sequence[int], lowest: int
+        self, point: Mapping[sp.Symbol, float | int], precisions: Sequence[int]
     ) -> _Agreement:
         history: list[tuple[int, object, object]] = []
         for precision in precisions:
@@ -482,10 +545,7 @@ class _Compiled:
             with mpmath.workdps(precision):
                 # Relative to the values only: e^-1000 against 0 is a difference, not rounding.
                 history.append((precision, a - b, max(abs(a), abs(b))))
-            settled = _settle(history, lowest) if len(history) > 1 else None
-            if settled:
-                return _Agreement(settled, (a, b), precision)
-        return _Agreement("unsettled", (a, b), precision)
+        return _Agreement(_decide(*history[-2:]), (a, b), precision)
 
     def _deeper(self, agreement: _Agreement, digits: int) -> tuple[int, ...] | None:
         """Precisions at which to look again at a side that cancelled to exactly 0.
@@ -494,16 +554,32 @@ class _Compiled:
         value the other side shows; the literal 0 of a claim such as e^-x = 0 is not looked at
         again, and neither is a value too small to resolve within :data:`_MAX_DIGITS`.
         """
-        if agreement.kind != "differ" or 0 not in agreement.values:
+        if agreement.kind == "equal":
             return None
-        zero = agreement.values.index(0)
-        other = agreement.values[1 - zero]
-        if other == 0 or (self.pair.before, self.pair.after)[zero].is_number:
+        values = agreement.values
+        if not all(isinstance(v, mpmath.mpf) and mpmath.isfinite(v) for v in values):
             return None
-        needed = digits + int(mpmath.ceil(-mpmath.log10(abs(other)))) + 10
+        if agreement.kind == "differ" and 0 in values:
+            zero = values.index(0)
+            if (self.pair.before, self.pair.after)[zero].is_number:
+                return None
+        nonzero = [abs(v) for v in values if v != 0]
+        if not nonzero:
+            return None
+        needed = digits + int(mpmath.ceil(-mpmath.log10(min(nonzero)))) + 10
         if needed <= agreement.digits or needed + 2 * digits > _MAX_DIGITS:
             return None
-        return needed, needed + digits, needed + 2 * digits
+        return needed + digits, needed + 2 * digits
+
+
+def _exact(x: object) -> object:
+    """A sample value as an mpmath number: binary64 numbers and integers exactly, rationals
+    (points of narrow domains) to the working precision."""
+    if isinstance(x, sp.Rational):
+        return mpmath.mpf(x.p) / x.q
+    if isinstance(x, sp.Basic):
+        return sp.Float(x, mpmath.mp.dps + 10)._to_mpmath(mpmath.mp.prec)
+    return mpmath.mpf(x)
 
 
 def _evaluation_problem(error: Exception, where: str) -> str:
@@ -576,7 +652,7 @@ class Evidence:
                 every = r"\{1, \dots, K\}" if latex else "{1, …, K}"
                 indices = ", ".join(n[latex] for n in self.indices)
                 cases += f"{words(' and ')}{indices}{member}{every}"
-            each = words(f" at {self.points} points each")
+            each = words(f" at {self.points} point{'s' * (self.points != 1)} each")
             head = f"{words('checked numerically for ')}{cases}{each}"
         elif self.domains:
             head = words(f"checked numerically at {self.points} point{'s' * (self.points != 1)}")
@@ -634,6 +710,8 @@ class Outcome:
     method: str
     evidence: Evidence | None = None
     refutation: Refutation | None = None
+    #: The derivation's conditions a symbolic proof relied on (other than index ranges).
+    given: tuple[sp.Basic, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -644,6 +722,8 @@ class CheckSettings:
     points: int = 50
     digits: int = 50
     conditions: Mapping[sp.Basic, bool] = field(default_factory=dict)
+    #: Filled by the check: nonempty when a symbolic proof used the conditions.
+    used_conditions: set = field(default_factory=set, compare=False)
 
     def domain_of(self, symbol: sp.Symbol, origins: Mapping[sp.Symbol, sp.IndexedBase]) -> Domain:
         """The domain of a symbol: its own, its IndexedBase's, or the default for its kind."""
@@ -671,6 +751,11 @@ def _symbols_of(cases: _Cases) -> list[sp.Symbol]:
             "proved symbolically; give it a definition or write it out"
         )
     symbols = set().union(*(e.free_symbols for e in exprs)) - set(cases.indices) - {K}
+    noncommutative = sorted(str(s) for s in symbols if s.is_commutative is False)
+    if noncommutative:
+        raise UncheckableStepError(
+            f"noncommutative symbols ({', '.join(noncommutative)}) cannot be sampled as numbers"
+        )
     by_name: dict[str, list[sp.Symbol]] = {}
     for s in symbols:
         by_name.setdefault(str(s), []).append(s)
@@ -690,8 +775,24 @@ def _assumptions_text(symbol: sp.Symbol) -> str:
     return ", ".join(said) if said else "no assumptions"
 
 
-def _names(symbol: sp.Symbol) -> tuple[str, str]:
-    return str(symbol), sp.latex(symbol)
+_LATEX_SPECIALS = {"%": r"\%", "&": r"\&", "#": r"\#", "$": r"\$"}
+
+
+def _names(
+    symbol: sp.Symbol, origins: Mapping[sp.Symbol, sp.IndexedBase] | None = None
+) -> tuple[str, str]:
+    base = (origins or {}).get(symbol)
+    if base is not None:
+        # z[1] as z_{1}, IndexedBase("z_hat") as \hat{z}_{1}: the base's own LaTeX, subscripted.
+        label = str(symbol)[len(str(base)) + 1 : -1]
+        base_latex = sp.latex(base)
+        if "_" in base_latex or "^" in base_latex:
+            base_latex = f"{{{base_latex}}}"
+        return str(symbol), f"{base_latex}_{{{label}}}"
+    latex = sp.latex(symbol)
+    for special, escaped in _LATEX_SPECIALS.items():
+        latex = latex.replace(special, escaped)
+    return str(symbol), latex
 
 
 def _evidence(cases: _Cases, domains: dict[sp.Symbol, Domain], points: int) -> Evidence:
@@ -706,7 +807,7 @@ def _evidence(cases: _Cases, domains: dict[sp.Symbol, Domain], points: int) -> E
             seen.add(base)
             names = (f"{base}_1, …, {base}_K", rf"{sp.latex(base)}_1, \dots, {sp.latex(base)}_K")
         else:
-            names = _names(symbol)
+            names = _names(symbol, cases.origins)
         groups.setdefault(domain, []).append(names)
     grouped = tuple(
         ((", ".join(n[0] for n in names), ", ".join(n[1] for n in names)), domain)
@@ -767,21 +868,106 @@ def _scan(
                 if agreement.kind == "differ":
                     return _Failure(pair, assignment, point, agreement), problem
                 if agreement.kind == "unsettled":
+                    low, high = _precisions(digits)
                     problem = problem or (
-                        f"the difference at {where} does not settle between {digits} and "
-                        f"{_precisions(digits)[-1]} digits"
+                        f"could not decide at {high} digits whether the sides are equal at "
+                        f"{where}: their difference does not settle between {low} and {high} "
+                        "digits (it may be smaller than the working precision resolves)"
                     )
     return None, problem
 
 
+def _condition_points(condition: sp.Basic, symbol: sp.Symbol) -> list[object]:
+    """Points of the set where ``condition`` holds: its isolated points, the ends and middle of
+    its intervals (a difference confined to one point or a narrow window is found there)."""
+    try:
+        where = condition.as_set()
+    except Exception:  # a condition sympy cannot turn into a set gives no points
+        return []
+    parts = where.args if isinstance(where, sp.Union) else (where,)
+    found: list[object] = []
+    for part in parts:
+        if isinstance(part, sp.FiniteSet):
+            found.extend(part.args)
+        elif isinstance(part, sp.Interval):
+            ends = [e for e in (part.start, part.end) if e.is_finite]
+            found.extend(ends)
+            if len(ends) == 2:
+                found.append((part.start + part.end) / 2)
+    return found
+
+
+def _as_sample(value: object) -> object:
+    """A point as a binary64 number when it is one exactly, else as an exact sympy number."""
+    value = sp.nsimplify(value) if isinstance(value, sp.Float) else sp.sympify(value)
+    if not (value.is_real and value.is_finite):
+        return None
+    as_float = float(value)
+    return as_float if sp.Rational(as_float) == value else value
+
+
+def _feature_points(
+    cases: _Cases, domains: Mapping[sp.Symbol, Domain]
+) -> dict[sp.Symbol, list[object]]:
+    """Extra sample points for each symbol: where a Piecewise condition (also of Abs, Max,
+    sign, ...) changes, and the integers near the sample range when floor, ceiling or frac
+    appear."""
+    extra: dict[sp.Symbol, list[object]] = {}
+    for _, pairs in cases.instances[:1] + cases.instances[-1:]:
+        for pair in pairs:
+            for side in (pair.before, pair.after):
+                try:
+                    pieces = side.rewrite(sp.Piecewise).atoms(sp.Piecewise)
+                except Exception:
+                    pieces = side.atoms(sp.Piecewise)
+                for piecewise in pieces:
+                    for _, condition in piecewise.args:
+                        if len(condition.free_symbols) == 1:
+                            (symbol,) = condition.free_symbols
+                            extra.setdefault(symbol, []).extend(
+                                _condition_points(condition, symbol)
+                            )
+                if side.has(sp.floor, sp.ceiling, sp.frac):
+                    for symbol in side.free_symbols:
+                        extra.setdefault(symbol, []).extend(_integers_in(domains.get(symbol)))
+    found = {}
+    for symbol, values in extra.items():
+        samples = (_as_sample(v) for v in values[:200])
+        found[symbol] = list(dict.fromkeys(v for v in samples if v is not None))
+    return found
+
+
+def _integers_in(domain: Domain | None) -> list[int]:
+    """A few integers of a domain: the first and last ones and some between."""
+    if domain is None:
+        return []
+    first, last = domain.integer_ends
+    if first > last:
+        return []
+    if last - first <= 20:
+        return list(range(first, last + 1))
+    middle = [first + (last - first) * t // 10 for t in range(1, 10)]
+    return [*range(first, first + 5), *middle, *range(last - 4, last + 1)]
+
+
 def _check_numerically(pairs: list[Pair], settings: CheckSettings, seed: int) -> Outcome:
-    cases = _instances(pairs)
+    try:
+        with _deadline(UNFOLD_SECONDS):
+            cases = _instances(pairs)
+    except _Expired:
+        raise UncheckableStepError(
+            f"writing out the step for K = {', '.join(map(str, SIZES))} took longer than "
+            f"{UNFOLD_SECONDS:g} s (lossgrad.checking.UNFOLD_SECONDS)"
+        ) from None
     symbols = _symbols_of(cases)
     domains = {s: settings.domain_of(s, cases.origins) for s in symbols}
     try:
-        points = sample_points(symbols, domains, settings.points, seed)
+        extra = _feature_points(cases, domains)
+        points = sample_points(symbols, domains, settings.points, seed, extra)
     except ValueError as error:
         raise UncheckableStepError(str(error)) from None
+    # A point met twice (a narrow or small domain) is compared, and counted, once.
+    points = list({tuple(sorted(map(str, x.items()))): x for x in points}.values())
     try:
         with _deadline(NUMERIC_SECONDS) as budget:
             failure, problem = _scan(cases, points, settings.digits, budget)
@@ -809,6 +995,8 @@ def _open_pairs(pairs: list[Pair], settings: CheckSettings) -> tuple[list[Pair],
                     return [], pair
                 if verdict == "open":
                     open_.append(pair)
+                if verdict == "given":
+                    settings.used_conditions.add(True)
                 done += 1
     except _Expired:
         # Out of time: whatever was not proved yet is checked numerically.
@@ -870,14 +1058,33 @@ def check_step(before: object, after: object, settings: CheckSettings, seed: int
     >>> check_step(softplus(u), u, settings).refutation.point
     (('u', -30.0),)
     """
+    try:
+        return _check_step(before, after, settings, seed)
+    except (InvalidStepError, UncheckableStepError):
+        raise
+    except RecursionError:
+        raise UncheckableStepError(
+            "the engine could not check this step: RecursionError (an expression too deeply "
+            "nested)"
+        ) from None
+    except Exception as error:  # never an internal error: say what happened instead
+        raise UncheckableStepError(
+            f"the engine could not check this step: {type(error).__name__}: {error}"
+        ) from None
+
+
+def _check_step(before: object, after: object, settings: CheckSettings, seed: int) -> Outcome:
     pairs = _prepared(before, after)
     open_, constant = _open_pairs(pairs, settings)
     if constant is not None:
         difference = _simplified(constant.difference)
         return Outcome("symbolic", refutation=Refutation(difference, constant.entry, constant=True))
+    given = tuple(c for c in settings.conditions if c not in INDEX_RANGES)
+    given = given if settings.used_conditions else ()
     if not open_:
-        return Outcome("symbolic")
-    return _check_numerically(open_, settings, seed)
+        return Outcome("symbolic", given=given)
+    outcome = _check_numerically(open_, settings, seed)
+    return replace(outcome, given=given) if outcome.refutation is None else outcome
 
 
 def describe_values(values: Iterable[object], digits: int) -> list[str]:

@@ -28,6 +28,7 @@ from lossgrad.checking import (
     InvalidStepError,
     Refutation,
     UncheckableStepError,
+    _deadline,
     check_step,
     describe_values,
 )
@@ -74,16 +75,19 @@ class Step:
     points: int = 0
     instances: bool = False
     evidence: Evidence | None = None
+    #: The derivation's conditions the proof relied on, said in the verdict.
+    given: tuple = ()
 
     @property
     def verdict(self) -> str:
         """How the step was verified, in words (with the domains of a numeric check)."""
+        given = f", given {', '.join(map(str, self.given))}" if self.given else ""
         if self.method == "symbolic":
-            return "proved symbolically"
+            return "proved symbolically" + given
         if self.method == "numeric":
             if self.evidence is not None:
-                return self.evidence.text()
-            return f"checked numerically at {self.points} points"
+                return self.evidence.text() + given
+            return f"checked numerically at {self.points} point{'s' * (self.points != 1)}" + given
         return ""
 
     @property
@@ -91,8 +95,11 @@ class Step:
         """The verdict of a numeric check as LaTeX (math mode); empty for other steps."""
         if self.method != "numeric":
             return ""
+        given = (
+            r",\ \text{given } " + ", ".join(sp.latex(c) for c in self.given) if self.given else ""
+        )
         if self.evidence is not None:
-            return self.evidence.latex()
+            return self.evidence.latex() + given
         return rf"\text{{{_escape_text(self.verdict)}}}"
 
 
@@ -182,6 +189,16 @@ class Derivation:
         seed: int = 0,
         conditions: Iterable[sp.Basic] = (),
     ) -> None:
+        if isinstance(points, bool) or not isinstance(points, int):
+            raise TypeError(f"points must be a whole number, got {points!r}")
+        if isinstance(digits, bool) or not isinstance(digits, int):
+            raise TypeError(f"digits must be a whole number, got {digits!r}")
+        if domains is not None and not isinstance(domains, Mapping):
+            raise TypeError(
+                f"domains must be a mapping such as {{u: (0, 1)}}, got {type(domains).__name__}"
+            )
+        if not isinstance(why, str):
+            raise TypeError(f"why must be a string, got {why!r}")
         if points < 1:
             raise ValueError(f"points must be at least 1, got {points}")
         if digits < 15:
@@ -194,7 +211,7 @@ class Derivation:
         self.points = points
         self.digits = digits
         self.seed = seed
-        self.conditions = {condition: True for condition in conditions}
+        self.conditions = {condition: True for condition in _validated_conditions(conditions)}
         self._steps = [Step(sp.sympify(start), why, "start")]
 
     @property
@@ -222,6 +239,8 @@ class Derivation:
             If the engine cannot evaluate the step (an undefined function, ``zoo``, a
             division by zero at a sample point, ...) or the check ran out of time.
         """
+        if not isinstance(why, str):
+            raise TypeError(f"why must be a string, got {why!r}")
         expr = sp.sympify(expr)
         before = self._steps[-1].expr
         index = len(self._steps)
@@ -235,7 +254,9 @@ class Derivation:
         evidence = outcome.evidence
         points = evidence.points if evidence else 0
         general = bool(evidence and evidence.sizes)
-        self._steps.append(Step(expr, why, outcome.method, points, general, evidence))
+        self._steps.append(
+            Step(expr, why, outcome.method, points, general, evidence, outcome.given)
+        )
         return self
 
     def summary(self) -> str:
@@ -268,6 +289,23 @@ class Derivation:
         return _plain(self._steps, self.lhs, self.show_start)
 
 
+def _validated_conditions(conditions: object) -> list[sp.Basic]:
+    """The conditions as sympy relations or logical combinations of them, or a clear error."""
+    if isinstance(conditions, sp.Basic) or not isinstance(conditions, Iterable):
+        raise TypeError(f"conditions must be an iterable of sympy relations, got {conditions!r}")
+    valid = []
+    for condition in conditions:
+        condition = sp.sympify(condition)
+        relation = isinstance(condition, sp.core.relational.Relational)
+        logic = isinstance(condition, sp.logic.boolalg.BooleanFunction)
+        if not (relation or logic):
+            raise TypeError(
+                f"a condition must be a sympy relation such as u > 0, got {condition!r}"
+            )
+        valid.append(condition)
+    return valid
+
+
 # Rendering ----------------------------------------------------------------------------------
 
 
@@ -277,7 +315,14 @@ def _summary(checked: list[Step]) -> str:
     parts = [f"{symbolic} proved symbolically"]
     if numeric:
         counts = {s.points for s in numeric}
-        each = f" at {numeric[0].points} points each" if len(counts) == 1 else ""
+        n = numeric[0].points
+        each = f" at {n} point{'s' * (n != 1)} each" if len(counts) == 1 else ""
+        sizes = {s.evidence.sizes for s in numeric if s.evidence is not None and s.evidence.sizes}
+        general = [s for s in numeric if s.evidence is not None and s.evidence.sizes]
+        if len(sizes) == 1:
+            values = ", ".join(map(str, next(iter(sizes))))
+            which = "" if len(general) == len(numeric) else f" ({len(general)} of them)"
+            each += f" for K = {values}{which}"
         parts.append(f"{len(numeric)} checked numerically{each}")
     return f"{len(checked)} step{'s' if len(checked) != 1 else ''}: " + ", ".join(parts)
 
@@ -324,6 +369,9 @@ def _latex_rows(left: str, step: Step | None) -> list[str]:
         # Spelled out, because it is weaker than a proof; on a row of its own, under the
         # expression, so that the line stays narrow.
         rows.append(rf" & \quad {{\small {step.verdict_latex}}}")
+    elif step.given:
+        given = ", ".join(sp.latex(c) for c in step.given)
+        rows.append(rf" & \quad {{\small \text{{given }} {given}}}")
     return rows
 
 
@@ -413,7 +461,7 @@ def _refutation_text(index: int, why: str, before: sp.Expr, after: sp.Expr, r: R
         f"  difference:  {_text(r.difference)}{entry}",
     ]
     if r.constant:
-        value = mpmath.nstr(mpmath.mpmathify(sp.N(r.difference, 20)), 15)
+        value = _constant_text(r.difference)
         lines.append(f"  the difference is a nonzero constant ({value}): false everywhere")
         return "\n".join(lines)
     case = ", ".join(f"{name} = {value}" for name, value in r.case)
@@ -424,6 +472,20 @@ def _refutation_text(index: int, why: str, before: sp.Expr, after: sp.Expr, r: R
         f"before = {left}, claimed = {right}{_gap(*r.values, r.digits)}"
     )
     return "\n".join(lines)
+
+
+def _constant_text(difference: sp.Expr) -> str:
+    """A nonzero constant in 15 digits, or its order of magnitude if it is beyond printing."""
+    try:
+        with _deadline(5.0):
+            value = mpmath.mpmathify(sp.N(difference, 20))
+            if isinstance(value, mpmath.mpf) and value != 0 and abs(mpmath.mag(value)) > 10_000:
+                return f"about {'-' if value < 0 else ''}2^{int(mpmath.mag(value))}"
+            return mpmath.nstr(value, 15)
+    except BaseException as error:  # the time budget, or a value mpmath cannot hold
+        if isinstance(error, KeyboardInterrupt):
+            raise
+        return "too large or small to print"
 
 
 def _gap(left: object, right: object, digits: int) -> str:

@@ -271,18 +271,49 @@ class _Sampler:
         self.symbol, self.domain = symbol, domain
         if domain.integer:
             first, last = domain.integer_ends
-            last = min(last, first + 100_000)  # a long range is sampled in its first part
-            self.allowed = [n for n in range(first, last + 1) if _fits(symbol, n)]
-            if not self.allowed:
+            self.first, self.last = first, last
+            if last - first <= 100_000:
+                self.allowed = [n for n in range(first, last + 1) if _fits(symbol, n)]
+            else:
+                # A long range: the integers that fit near its ends, and spread over all of it.
+                near = [*range(first, first + 1000), *range(last - 999, last + 1)]
+                self.allowed = None
+                self.fitting_ends = [n for n in near if _fits(symbol, n)]
+                if self.fitting_ends:
+                    self.fitting_ends = [self.fitting_ends[0], self.fitting_ends[-1]]
+            if not (self.allowed if self.allowed is not None else self.fitting_ends):
                 raise ValueError(
                     f"no integer in the domain {domain.text()} of {symbol} fits its assumptions"
                 )
+        elif domain.ends[0] > domain.ends[1]:
+            raise ValueError(
+                f"the domain {domain.text()} of {symbol} contains no binary64 number to sample; "
+                "give a wider domain"
+            )
+
+    def _fitting_near(self, n: int) -> int | None:
+        """An integer of the domain near ``n`` that fits the symbol's assumptions."""
+        for step in range(200):
+            for m in (n + step, n - step):
+                if self.first <= m <= self.last and _fits(self.symbol, m):
+                    return m
+        return None
 
     def specials(self) -> list[float | int]:
         """End points, 0 and 1 and points near 0, points near both ends: where features hide."""
         if self.domain.integer:
-            wanted = [self.allowed[0], self.allowed[-1], 0, 1, -1, 2, -2]
-            return list(dict.fromkeys(n for n in wanted if n in set(self.allowed)))
+            wanted = [0, 1, -1, 2, -2]
+            if self.allowed is not None:
+                allowed = set(self.allowed)
+                wanted = [self.allowed[0], self.allowed[-1], *wanted]
+                return list(dict.fromkeys(n for n in wanted if n in allowed))
+            width = self.last - self.first
+            thousandths = (1, 10, 100, 250, 500, 750, 900, 990, 999)
+            spread = [self.first + width * t // 1000 for t in thousandths]
+            candidates = [*self.fitting_ends, *wanted, *spread]
+            found = [self._fitting_near(n) if self.first <= n <= self.last else None
+                     for n in candidates]
+            return list(dict.fromkeys(n for n in found if n is not None))
         low, high = float(self.domain.low), float(self.domain.high)
         width = high - low
         near = [s * 10.0**-e for e in (3, 6, 9) for s in (1, -1)]
@@ -299,7 +330,18 @@ class _Sampler:
     def draw(self, rng: random.Random, kind: int) -> float | int:
         """A random value: uniform (kind 0), over orders of magnitude (1), near an end (2)."""
         if self.domain.integer:
-            return rng.choice(self.allowed)
+            if self.allowed is not None:
+                return rng.choice(self.allowed)
+            width = self.last - self.first
+            for _ in range(100):
+                if kind == 1:
+                    offset = int(10 ** rng.uniform(0, math.log10(width)))
+                    n = self.first + offset if rng.random() < 0.5 else self.last - offset
+                else:
+                    n = rng.randint(self.first, self.last)
+                if self.first <= n <= self.last and _fits(self.symbol, n):
+                    return n
+            return self.fitting_ends[rng.random() < 0.5]
         low, high = self.domain.ends
         for _ in range(20):
             x = (rng.uniform(low, high), self._log_scale(rng), self._near_end(rng))[kind]
@@ -324,7 +366,11 @@ class _Sampler:
 
 
 def sample_points(
-    symbols: Sequence[sp.Symbol], domains: Mapping[sp.Symbol, Domain], count: int, seed: int
+    symbols: Sequence[sp.Symbol],
+    domains: Mapping[sp.Symbol, Domain],
+    count: int,
+    seed: int,
+    extra: Mapping[sp.Symbol, Sequence[float | int]] | None = None,
 ) -> list[dict[sp.Symbol, float | int]]:
     """The points where a step is checked: special values first, then random ones.
 
@@ -347,6 +393,8 @@ def sample_points(
     orders = []
     for n, sampler in enumerate(samplers):
         values = sampler.specials()
+        more = [x for x in (extra or {}).get(sampler.symbol, ()) if sampler.domain.contains(x)]
+        values = list(dict.fromkeys([*values, *more]))
         if n:
             values = random.Random(f"{seed}:{sampler.symbol}").sample(values, len(values))
         orders.append(values)

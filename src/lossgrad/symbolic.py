@@ -10,6 +10,7 @@ each named function by its definition (:func:`unfold`) before comparing two expr
 
 from __future__ import annotations
 
+import contextvars
 from typing import Any
 
 import sympy as sp
@@ -55,15 +56,44 @@ p = sp.Symbol("p", real=True, nonnegative=True)
 #: A probability strictly between 0 and 1 (the argument of :data:`logit`).
 q = sp.Symbol("q", real=True, positive=True)
 
-sigmoid = sp.Function("sigma", real=True, positive=True)
-softplus = sp.Function("softplus", real=True, positive=True)
-logit = sp.Function("logit", real=True)
+
+def _real_argument(self: sp.Basic) -> bool | None:
+    # sigma(a) and softplus(a) are real and positive where a is real; of a complex a nothing is
+    # claimed (sigma(i*pi) is not even defined), so Abs(sigma(c)) is not simplified to sigma(c).
+    return True if all(a.is_extended_real for a in self.args) else None
+
+
+def _logit_real(self: sp.Basic) -> bool | None:
+    # logit(a) = log(a / (1 - a)) is real only where 0 < a < 1 (logit(2) = -log 2 + i*pi).
+    a = self.args[0]
+    return True if a.is_positive and (1 - a).is_positive else None
+
+
+def _softmax_positive(self: sp.Basic) -> bool | None:
+    # s_i of real logits (a general K: of the real z_k) is real and positive.
+    logits = self.args[1:]
+    return True if all(a.is_extended_real for a in logits) else None
+
+
+_POSITIVE_WHERE_REAL = {
+    "_eval_is_real": _real_argument,
+    "_eval_is_positive": _real_argument,
+    "_eval_is_finite": _real_argument,
+}
+sigmoid = sp.Function("sigma", **_POSITIVE_WHERE_REAL)
+softplus = sp.Function("softplus", **_POSITIVE_WHERE_REAL)
+logit = sp.Function("logit", _eval_is_real=_logit_real, _eval_is_finite=_logit_real)
 #: ``softmax_component(i, z_1, ..., z_K)`` is :math:`s_i = e^{z_i} / \sum_k e^{z_k}`; with the
 #: index alone, ``softmax_component(i)``, it is the same for a general :math:`K` (see
 #: :data:`K`, :data:`z`). It prints as :math:`s_i`.
-softmax_component = sp.Function("s", real=True, positive=True)
+softmax_component = sp.Function(
+    "s",
+    _eval_is_real=_softmax_positive,
+    _eval_is_positive=_softmax_positive,
+    _eval_is_finite=_softmax_positive,
+)
 #: ``logsumexp(z_1, ..., z_K)`` is :math:`\log \sum_k e^{z_k}`.
-logsumexp = sp.Function("logsumexp", real=True)
+logsumexp = sp.Function("logsumexp", _eval_is_real=_real_argument, _eval_is_finite=_real_argument)
 
 # A general number of classes K, indices, and indexed logits and targets (chapters 4 and 5).
 #: The number of classes, a positive integer.
@@ -81,6 +111,11 @@ def _softmax_definition(index: sp.Expr, *logits: sp.Expr) -> sp.Expr:
     if not logits:
         return sp.exp(z[index]) / sp.Sum(sp.exp(z[k]), (k, 1, K))
     # Explicit K: the index is a position 1..K in the list of logits.
+    if not (getattr(index, "is_Integer", False) and 1 <= int(index) <= len(logits)):
+        raise ValueError(
+            f"the index of a softmax component of {len(logits)} logits must be an integer "
+            f"1..{len(logits)}, got {index}"
+        )
     return sp.exp(logits[int(index) - 1]) / sum(sp.exp(a) for a in logits)
 
 
@@ -146,7 +181,15 @@ def unfold(expr: sp.Expr) -> sp.Expr:
             expr = expr.replace(function, definition)
         if expr == before:
             break
-    return expr.doit()
+    reserved = set(expr.free_symbols)
+    for derivative in expr.atoms(sp.Derivative):
+        for variable in derivative.variables:
+            reserved |= variable.free_symbols  # sympy leaves them out of free_symbols
+    token = _RESERVED.set(_RESERVED.get() | frozenset(reserved))
+    try:
+        return expr.doit()
+    finally:
+        _RESERVED.reset(token)
 
 
 #: Sums to be printed in the order their author wrote them (see :func:`as_written`).
@@ -295,6 +338,23 @@ def softmax_cross_entropy(values: list[sp.Expr], targets: list[sp.Expr]) -> sp.E
 # Sums over an index, for statements about every K (chapters 4 and 5) ----------------------
 
 
+#: Symbols free in the expression :func:`unfold` is writing out (derivative variables
+#: included): a sum's index is never renamed to one of them, so that d/dz_k of a sum over i
+#: is not turned into a derivative of a sum over k with respect to one of its own terms.
+_RESERVED: contextvars.ContextVar[frozenset] = contextvars.ContextVar(
+    "lossgrad_reserved_indices", default=frozenset()
+)
+
+
+def _summation_name() -> sp.Symbol:
+    """k, or k', k'', ... if k occurs free in the expression being unfolded."""
+    reserved = _RESERVED.get()
+    name = k
+    while name in reserved:
+        name = sp.Symbol(name.name + "'", integer=True, positive=True)
+    return name
+
+
 def _renaming_is_safe(body: sp.Expr, old: sp.Symbol, new: sp.Symbol) -> bool:
     # Renaming the bound index old to new must not capture: new may not occur free in the
     # body, and old may not occur inside an inner sum that binds new.
@@ -314,7 +374,8 @@ def _sum_term(body: sp.Expr, limit: tuple, hints: dict) -> sp.Expr:
         return result
     # Factors that do not depend on the index come out of the sum.
     outside, inside = result.function.as_independent(index, as_Add=False)
-    new = k if _renaming_is_safe(inside, index, k) else index
+    name = _summation_name()
+    new = name if _renaming_is_safe(inside, index, name) else index
     return outside * sp.Sum(inside.xreplace({index: new}), (new, low, high))
 
 
@@ -403,8 +464,11 @@ class tempered_softmax_component(sp.Function):
     exp(z[i]/T)/Sum(exp(z[k]/T), (k, 1, K))
     """
 
-    is_real = True
-    is_positive = True
+    def _eval_is_positive(self) -> bool | None:
+        # Real and positive for real logits and a real temperature; nothing claimed otherwise.
+        return True if all(a.is_extended_real for a in self.args[1:]) else None
+
+    _eval_is_real = _eval_is_finite = _eval_is_positive
 
     def _latex(self, printer: object, exp: str | None = None) -> str:
         index, temperature = self.args[:2]
