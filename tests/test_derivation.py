@@ -36,7 +36,7 @@ from lossgrad.symbolic import (
 )
 
 x = sp.Symbol("x", positive=True)
-W = sp.IndexedBase("W")
+W = sp.IndexedBase("W", real=True)
 
 
 def test_accepts_the_books_central_chain_symbolically():
@@ -572,3 +572,30 @@ def test_latex_specials_in_names_are_escaped_in_verdicts():
     hat = sp.IndexedBase("z_hat", real=True)
     latex = identity(sp.Abs(hat[1]) ** 2, hat[1] ** 2 * one(hat[1])).steps[-1].verdict_latex
     assert "z_{hat}_" not in latex
+
+
+# Found by a second adversarial test: Floats folded away by sympy, and complex symbols.
+
+
+@pytest.mark.parametrize(
+    ("left", "right"),
+    [
+        ((u + 1) * (u + 1e-17), u**2 + u + 1e-17),
+        (sp.sin(u) ** 2 + sp.cos(u) ** 2 + 1e-17, 1),
+        (sigmoid(u + 1e-300), sigmoid(u)),
+        (softplus(u + 1e-16), softplus(u)),
+    ],
+    ids=["expanded float", "float constant", "float in sigma", "float in softplus"],
+)
+def test_a_small_float_term_is_not_folded_away(left, right):
+    # sympy computes with a Float at 15 digits: 1.0*u + 1e-17*u is 1.0*u, exp(u + 1e-300) is
+    # 1.0*exp(u); the engine must see the exact values. A difference of 1e-300 relative to the
+    # values may be beyond what 400 digits decide: refusing to decide is honest, accepting is not.
+    with pytest.raises((InvalidStepError, UncheckableStepError)):
+        identity(left, right)
+
+
+def test_a_symbol_that_may_be_complex_is_refused_rather_than_sampled_on_the_real_line():
+    w = sp.Symbol("w")
+    with pytest.raises(UncheckableStepError, match="may be complex"):
+        identity(sp.re(w), w)

@@ -188,11 +188,26 @@ def _reject_unsupported(expr: object) -> None:
         )
 
 
+def _rational_floats(expr: object) -> object:
+    """``expr`` with every Float written as the exact rational it stands for.
+
+    sympy computes with a Float at the Float's own precision (15 digits for a Python float), so
+    ``(u + 1)*(u + 1e-17)`` expands with ``1.0*u`` and ``exp(u + 1e-300)`` becomes
+    ``1.0*exp(u)``: a false step would simplify to exactly 0. The exact value keeps the term.
+    """
+    if isinstance(expr, sp.MatrixBase):
+        return expr.applyfunc(_rational_floats)
+    if not isinstance(expr, sp.Basic):
+        return expr
+    floats = expr.atoms(sp.Float)
+    return expr.xreplace({f: sp.Rational(f) for f in floats}) if floats else expr
+
+
 def _pairs(before: object, after: object) -> list[Pair]:
     """The scalar equations of a step, with named functions unfolded."""
     for expr in (before, after):
         _reject_unsupported(expr)
-    left, right = unfold(before), unfold(after)
+    left, right = unfold(_rational_floats(before)), unfold(_rational_floats(after))
     matrices = isinstance(left, sp.MatrixBase), isinstance(right, sp.MatrixBase)
     if not any(matrices):
         pairs = [Pair(left, right)]
@@ -727,6 +742,13 @@ class CheckSettings:
 
     def domain_of(self, symbol: sp.Symbol, origins: Mapping[sp.Symbol, sp.IndexedBase]) -> Domain:
         """The domain of a symbol: its own, its IndexedBase's, or the default for its kind."""
+        if symbol.is_real is not True:
+            # sympy takes a symbol without assumptions to be complex; sampling it on the real
+            # line would check a complex statement at real points only (re(w) = w would pass).
+            raise UncheckableStepError(
+                f"{symbol} may be complex (sympy's default): declare it real (real=True, "
+                "positive=True, integer=True, ...), since the engine samples real values only"
+            )
         domain = self.domains.get(symbol) or self.domains.get(origins.get(symbol))
         domain = domain or default_domain(symbol)
         if domain is None:
