@@ -599,3 +599,19 @@ def test_a_symbol_that_may_be_complex_is_refused_rather_than_sampled_on_the_real
     w = sp.Symbol("w")
     with pytest.raises(UncheckableStepError, match="may be complex"):
         identity(sp.re(w), w)
+
+
+@pytest.mark.parametrize(
+    "left",
+    [
+        sp.Subs(sp.Derivative(sp.Piecewise((u, u < 1), (u + 1, True)), u), u, 1),
+        sp.Derivative(sp.Piecewise((0, u < 0), (1, True)), u),
+        sp.Subs(sp.Derivative(sp.Abs(u), u), u, 0),
+    ],
+    ids=["jump at 1", "step", "kink of |u| at 0"],
+)
+def test_a_derivative_across_a_kink_or_jump_is_not_taken_piece_by_piece(left):
+    # sympy differentiates each piece and ignores where they meet; there the derivative may not
+    # exist, so "= 1" or "= 0" must not be proved.
+    with pytest.raises(UncheckableStepError, match="kinks or jumps"):
+        identity(left, 0 if "Abs" in str(left) or "Piecewise((0" in str(left) else 1)

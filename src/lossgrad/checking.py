@@ -173,6 +173,13 @@ class NotAnExpressionError(UncheckableStepError, TypeError):
     """A side of a step that is not a value: a function (Lambda), a relation, a set, ..."""
 
 
+#: Functions with kinks or jumps, whose derivatives sympy takes piece by piece.
+_NOT_SMOOTH = (
+    sp.Abs, sp.Max, sp.Min, sp.sign, sp.Heaviside, sp.Piecewise, sp.floor, sp.ceiling, sp.frac,
+    sp.Mod,
+)
+
+
 def _reject_unsupported(expr: object) -> None:
     if isinstance(expr, sp.Lambda):
         raise NotAnExpressionError(
@@ -186,6 +193,15 @@ def _reject_unsupported(expr: object) -> None:
         raise UncheckableStepError(
             "a MatrixSymbol has no entries to compare; write the matrix out with sp.Matrix"
         )
+    for derivative in expr.atoms(sp.Derivative):
+        if unfold(derivative.expr).has(*_NOT_SMOOTH):
+            # sympy differentiates each piece and ignores the break points, where the
+            # derivative may not exist: d|u|/du at 0 would come out as sign(0) = 0.
+            raise UncheckableStepError(
+                f"the derivative {derivative} is of a function with kinks or jumps (Abs, Max, "
+                "Min, sign, Heaviside, Piecewise, floor, ...); sympy ignores where the pieces "
+                "meet, so the engine does not check it"
+            )
 
 
 def _rational_floats(expr: object) -> object:
