@@ -258,3 +258,25 @@ def test_exact_references_refuse_what_they_cannot_evaluate(f, u, p, name):
     # Was: accepted mpf(inf) and targets outside [0, 1], returning NaN or a meaningless number.
     with pytest.raises(ValueError, match=f"^{name} "):
         f(u, p)
+
+
+def test_underflow_is_not_an_error_even_where_the_caller_raises_on_it():
+    # e^{-|u|} underflows for |u| > 745; 0 or a subnormal is the correct rounding, and the
+    # results are finite and right.
+    with np.errstate(all="raise"):
+        loss, grad = lg.bce_with_logits_and_grad(
+            np.array([1000.0, -1000.0, 800.0]), np.array([1.0, 0.0, 0.3]), reduction="none"
+        )
+        ce = lg.softmax_cross_entropy(np.array([[1000.0, -1000.0]]), np.array([0]))
+    assert loss.tolist() == [0.0, 0.0, 560.0]
+    assert grad.tolist() == [0.0, 0.0, 0.7]
+    assert ce == 0.0
+
+
+def test_an_unsigned_class_index_too_large_is_an_error_not_wrapped_into_ignore_index():
+    # 2**64 - 100 as intp is -100, PyTorch's default ignore_index.
+    with pytest.raises(ValueError, match=r"class-index targets must lie in 0\.\.1"):
+        lg.softmax_cross_entropy(np.zeros((2, 2)), np.array([0, 2**64 - 100], dtype=np.uint64))
+    assert lg.softmax_cross_entropy(
+        np.zeros((2, 2)), np.array([0, 1], dtype=np.uint8), reduction="sum"
+    ) == pytest.approx(2 * math.log(2))

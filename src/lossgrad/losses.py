@@ -346,8 +346,9 @@ def _bce(
     )
     # A loss beyond the float range (a huge logit times a huge weight) is inf, its correct
     # rounding; so is a float32 result beyond 3.4e38. Invalid operations come only from
-    # infinite logits (0·inf), which the kernel repairs.
-    with np.errstate(over="ignore", invalid="ignore"):
+    # infinite logits (0·inf), which the kernel repairs. Underflow (e^{-|u|} for |u| > 745)
+    # rounds to 0 or a subnormal, the correct result, even where a caller raises on it.
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
         for (ub, pb, wb, pwb), (loss_block, grad_block) in blocks:
             validation.in_unit_interval(pb, "targets")
             if losses is not None and loss_block is None:
@@ -770,7 +771,16 @@ def _softmax_targets(
             f"class-index targets need shape {rows.lead} (logits without the class axis), "
             f"got {raw.shape}"
         )
-    index = raw.reshape(rows.count).astype(np.intp, copy=False)
+    flat = raw.reshape(rows.count)
+    if np.issubdtype(raw.dtype, np.unsignedinteger) and flat.size:
+        # Checked before the conversion to intp, which would wrap 2**64 - 100 to -100.
+        too_big = (flat >= rows.classes) & (flat != ignored if ignored is not None else True)
+        if np.any(too_big):
+            raise ValueError(
+                f"class-index targets must lie in 0..{rows.classes - 1} (or equal ignore_index, "
+                f"{ignored}); found {flat[too_big][0]}"
+            )
+    index = flat.astype(np.intp, copy=False)
     counted = np.ones(rows.count, dtype=bool) if ignored is None else index != ignored
     bad = counted & ((index < 0) | (index >= rows.classes))
     if np.any(bad):
@@ -877,8 +887,9 @@ def _softmax_ce(
     direct = loss_rows is not None and loss_rows.dtype == np.float64
     grad_out = np.empty((rows.count, classes), dtype) if grad else None
     # Overflow gives inf, the correct rounding of a result beyond the float range; invalid
-    # operations come only from infinite logits (inf - inf, 0·inf), which the kernel repairs.
-    with np.errstate(over="ignore", invalid="ignore"):
+    # operations come only from infinite logits (inf - inf, 0·inf), which the kernel repairs;
+    # underflow in exp rounds to 0 or a subnormal, the correct result.
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
         for start in range(0, rows.count, step):
             stop = min(rows.count, start + step)
             block = _row_targets(t, start, stop, eps, class_weight, spread)
