@@ -615,3 +615,21 @@ def test_a_derivative_across_a_kink_or_jump_is_not_taken_piece_by_piece(left):
     # exist, so "= 1" or "= 0" must not be proved.
     with pytest.raises(UncheckableStepError, match="kinks or jumps"):
         identity(left, 0 if "Abs" in str(left) or "Piecewise((0" in str(left) else 1)
+
+
+# Found by a third adversarial test.
+
+
+def test_bernoulli_is_not_evaluated_by_mpmath_which_differs_off_the_integers():
+    with pytest.raises(UncheckableStepError, match="bernoulli"):
+        identity(sp.bernoulli(sp.Rational(1, 2)), 1)
+
+
+def test_a_symbol_named_like_an_entry_is_refused_rather_than_merged_with_it():
+    with pytest.raises(UncheckableStepError, match="reserved for the entries"):
+        identity(z[1], sp.Symbol("z[1]", real=True))
+
+
+def test_the_derivative_of_arg_across_its_jump_is_refused():
+    with pytest.raises(UncheckableStepError, match="kinks or jumps"):
+        identity(sp.Derivative(sp.arg(u), u), 0)

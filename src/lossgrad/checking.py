@@ -176,8 +176,11 @@ class NotAnExpressionError(UncheckableStepError, TypeError):
 #: Functions with kinks or jumps, whose derivatives sympy takes piece by piece.
 _NOT_SMOOTH = (
     sp.Abs, sp.Max, sp.Min, sp.sign, sp.Heaviside, sp.Piecewise, sp.floor, sp.ceiling, sp.frac,
-    sp.Mod,
+    sp.Mod, sp.arg, sp.atan2,
 )
+#: Functions whose mpmath translation is not sympy's function off the integers
+#: (mpmath.bernoulli(1/2) is 1; sympy's bernoulli(1/2) is 0.7302...).
+_MISTRANSLATED = (sp.bernoulli, sp.euler)
 
 
 def _reject_unsupported(expr: object) -> None:
@@ -189,6 +192,20 @@ def _reject_unsupported(expr: object) -> None:
         raise UncheckableStepError("sympy Arrays are not supported; use a sympy Matrix")
     if not isinstance(expr, sp.Expr | sp.MatrixBase):
         raise UncheckableStepError(f"expected a sympy expression or Matrix, got {expr!r}")
+    symbols = (x for x in expr.free_symbols if isinstance(x, sp.Symbol))
+    bracketed = sorted(x.name for x in symbols if "[" in x.name)
+    if bracketed:
+        # Entries z[1] of an IndexedBase are checked as symbols named z[1]; a Symbol of that
+        # name would silently become the same number.
+        raise UncheckableStepError(
+            f"symbol names with brackets ({', '.join(bracketed)}) are reserved for the entries "
+            "of an IndexedBase; rename the symbol"
+        )
+    if expr.has(*_MISTRANSLATED):
+        raise UncheckableStepError(
+            "bernoulli and euler cannot be evaluated numerically here: mpmath's versions differ "
+            "from sympy's off the integers"
+        )
     if expr.has(sp.MatrixSymbol):
         raise UncheckableStepError(
             "a MatrixSymbol has no entries to compare; write the matrix out with sp.Matrix"
