@@ -161,9 +161,9 @@ class Derivation:
 
     Known limits, found by adversarial testing and not closed: a numeric check sees only its
     sample points, so a kink made by composing smooth-looking functions (the derivative of
-    :math:`\arcsin(\sin u)`) can fall between them; sympy's simplification cancels removable
+    :math:`\\arcsin(\\sin u)`) can fall between them; sympy's simplification cancels removable
     singularities, so :math:`(u^2 - 1)/(u - 1) = u + 1` is proved although the left side is
-    undefined at 1; and a general-:math:`K` statement false only for :math:`K \ge 5` passes as
+    undefined at 1; and a general-:math:`K` statement false only for :math:`K \\ge 5` passes as
     "checked numerically for K = 1, 2, 3, 4", as its verdict says.
 
     Examples
