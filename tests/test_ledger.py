@@ -147,3 +147,9 @@ def test_the_ledger_page_is_generated():
         if notebook_records(path):
             assert title.split()[0] in html, f"ledger page lacks {path.name}"
     assert "proved symbolically" in html
+
+
+@pytest.mark.parametrize("proved", ["no", 1, None])
+def test_proved_must_be_a_boolean_so_that_a_check_is_never_recorded_as_a_proof(proved):
+    with pytest.raises(TypeError, match="proved must be True or False"):
+        claim("anything", True, "somehow", proved=proved)

@@ -116,7 +116,7 @@ def claim(statement: str, holds: object, how: str, *, proved: bool = False) -> C
     ClaimError
         If ``holds`` is false: the chapter stops, and the build fails.
     TypeError
-        If ``holds`` is not a boolean.
+        If ``holds`` or ``proved`` is not a boolean.
 
     Examples
     --------
@@ -132,6 +132,9 @@ def claim(statement: str, holds: object, how: str, *, proved: bool = False) -> C
         raise TypeError("statement must be a non-empty string")
     if not isinstance(how, str) or not how.strip():
         raise TypeError("how must say how the statement was checked")
+    if not isinstance(proved, bool):
+        # proved="no" would be truthy and record a numeric check as a proof.
+        raise TypeError(f"proved must be True or False, got {proved!r}")
     if not _is_boolean(holds):
         raise TypeError(
             f"holds must be a boolean (bool, numpy.bool_ or a sympy truth value), got "
