@@ -43,7 +43,8 @@ def test_ulp_error_figure_shows_lossgrad_within_two_ulps_and_the_naive_far_off()
 def test_ulp_error_figure_in_float32_labels_its_unit():
     fig = ulp_error_figure(panels=(("gradient", 1.0, 1.0),), dtype=np.float32)
     assert "float32" in fig.axes[0].get_ylabel()
-    assert np.max(lines_by_label(fig.axes[0])["lossgrad"].get_ydata()) <= 1
+    # The float32 gradient is computed in float32 arithmetic; "Floating point" states 3 ULP here.
+    assert np.max(lines_by_label(fig.axes[0])["lossgrad"].get_ydata()) <= 3
     plt.close(fig)
 
 

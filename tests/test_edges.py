@@ -280,3 +280,34 @@ def test_an_unsigned_class_index_too_large_is_an_error_not_wrapped_into_ignore_i
     assert lg.softmax_cross_entropy(
         np.zeros((2, 2)), np.array([0, 1], dtype=np.uint8), reduction="sum"
     ) == pytest.approx(2 * math.log(2))
+
+
+@pytest.mark.parametrize(
+    ("logits", "targets", "smoothing"),
+    [
+        ([1e308, -1e308], [0.9, 0.1], 0.0),
+        ([1.7e308, -1.7e308], [0.5, 0.5], 0.0),
+        ([1e308, -1e308, 0.0], 0, 0.1),
+        ([-1.5e308, 1.5e308, 3.0], 1, 0.3),
+    ],
+)
+def test_softmax_loss_of_logits_beyond_the_range_apart_is_finite_when_it_is(
+    logits, targets, smoothing
+):
+    # Logits more than 1.8e308 apart: z - max(z) overflows, but a small target weight times
+    # the true gap is finite. Oracle: sum_k t_k (lse - z_k) in mpmath, from the definition.
+    z = np.array([logits])
+    k = len(logits)
+    if isinstance(targets, int):
+        t = [smoothing / k + (1 - smoothing if j == targets else 0.0) for j in range(k)]
+        given = np.array([targets])
+    else:
+        t, given = targets, np.array([targets])
+    with mpmath.workdps(60):
+        lse = mpmath.log(mpmath.fsum(mpmath.exp(mpmath.mpf(x)) for x in logits))
+        exact = mpmath.fsum(
+            mpmath.mpf(tk) * (lse - mpmath.mpf(x)) for tk, x in zip(t, logits, strict=True)
+        )
+    loss = lg.softmax_cross_entropy(z, given, label_smoothing=smoothing, reduction="none")[0]
+    assert np.isfinite(loss)
+    assert abs(mpmath.mpf(float(loss)) / exact - 1) < 1e-14

@@ -40,8 +40,10 @@ Class axis
     axis unless told otherwise (PyTorch's ``dim=1`` for a batch is ``axis=1`` here).
 Types
     Inputs are float32 or float64; the result has the inputs' type, computed in float64 and
-    rounded once. A result with at least one dimension is an ndarray; a 0-dimensional one (a
-    reduced loss, or a function of a scalar) is a NumPy scalar. Bad input raises a
+    rounded once, except the binary gradient, which is computed in float32 arithmetic for
+    float32 inputs (for speed; its error bound is stated in "Floating point"). A result with at
+    least one dimension is an ndarray; a 0-dimensional one (a reduced loss, or a function of a
+    scalar) is a NumPy scalar. Bad input raises a
     ``TypeError`` or ``ValueError`` naming the argument (:mod:`lossgrad.validation`).
 Edges
     Finite input never gives NaN or a warning; a result beyond the float range is ``inf``, its

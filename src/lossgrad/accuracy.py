@@ -16,6 +16,7 @@ __all__ = [
     "DIGITS",
     "bce_grad_condition",
     "bce_hard_points",
+    "bce_hard_points_float32",
     "bce_references",
     "exact_bce",
     "exact_bce_grad",
@@ -100,6 +101,10 @@ def exact_bce_grad(
             if u < -700:
                 e = mpmath.exp(u)
                 return +(w * (e / (1 + e) - p))
+            if abs(u) < 1:
+                # (1 - p) - p e^-u = (1 - 2p) + p (1 - e^-u): with expm1, so that a gradient
+                # of a tiny logit (u/4 at p = 1/2) is not lost below 10^-50.
+                return +(w * (((1 - 2 * p) - p * mpmath.expm1(-u)) / (2 + mpmath.expm1(-u))))
             e = mpmath.exp(-u)
             return +(w * (((1 - p) - p * e) / (1 + e)))
         # w[(1 - p) sigma(u) - pw p sigma(-u)], each sigma in the form that does not overflow.
@@ -424,3 +429,35 @@ def bce_hard_points(n: int, seed: int = 0) -> tuple[NDArray, NDArray]:
     ]
     u, p = (np.concatenate(part) for part in zip(*groups, strict=True))
     return u, p
+
+
+def bce_hard_points_float32(n: int, seed: int = 0) -> tuple[NDArray, NDArray]:
+    r"""``n`` float32 logits and targets (``n`` a multiple of 4) where the float32 gradient's
+    roundings line up.
+
+    Used in "Floating point". The float32 gradient switches from its central to its outer form
+    at :math:`|u| = 1.25`; four equal groups around that switch, with :math:`p` a few float32
+    ULPs below :math:`\tfrac12` (where a rounded :math:`1 - p` counts most) or uniform, mirrored
+    to :math:`1 - p` for negative logits: :math:`|u| \in (1.25, 1.45)`, :math:`|u| \in (1, 1.25)`,
+    :math:`|u|` within :math:`10^{-7}` to :math:`10^{-2}` of 1.25, and :math:`|u| \in (0.5, 1)`.
+
+    Examples
+    --------
+    >>> from lossgrad.accuracy import bce_hard_points_float32
+    >>> u, p = bce_hard_points_float32(8)
+    >>> u.dtype, u.shape, bool(p.min() >= 0 and p.max() <= 1)
+    (dtype('float32'), (8,), True)
+    """
+    rng = np.random.default_rng(seed)
+    m = n // 4
+    magnitudes = [
+        rng.uniform(1.25, 1.45, m),
+        rng.uniform(1.0, 1.25, m),
+        1.25 + rng.choice([-1.0, 1.0], m) * 10 ** rng.uniform(-7, -2, m),
+        rng.uniform(0.5, 1.0, m),
+    ]
+    u = np.concatenate(magnitudes) * rng.choice([-1.0, 1.0], 4 * m)
+    below_half = 0.5 - rng.integers(1, 400, 4 * m) * 2.0**-25
+    p = np.where(rng.uniform(size=4 * m) < 0.5, below_half, rng.uniform(0, 1, 4 * m))
+    p = np.where(u < 0, 1 - p, p)
+    return u.astype(np.float32), p.astype(np.float32)

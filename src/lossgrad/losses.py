@@ -9,8 +9,11 @@ vocabulary.
 
 How they are computed. Each function checks its arguments (:mod:`lossgrad.validation`), then
 runs one kernel over blocks of the data: a few thousand elements (binary) or rows (softmax) at a
-time, in float64 whatever the input type, so that a float32 result is rounded once from a
-float64 value and no temporary is larger than a block. Each kernel writes every formula once,
+time, so that no temporary is larger than a block. Losses, and the softmax gradient, are computed
+in float64 whatever the input type, so that a float32 result is rounded once from a float64
+value; the binary gradient is computed in the result's type (in float64 arithmetic a float32
+binary gradient would be slower than the naive float32 formula; "Floating point" measures the
+accuracy of both). Each kernel writes every formula once,
 as a sum of non-negative terms or a difference of two accurate terms (the comments say which).
 The per-element (or per-row) losses then go to one reduction: the output array for
 ``reduction="none"``, or an accurate sum (:mod:`lossgrad.summation`) for ``"sum"`` and
@@ -93,16 +96,19 @@ class _Reduction:
 #: accurate: sigma(-|u|) <= 0.27 carries an absolute error near 2^-54, within a small multiple
 #: of max(1, kappa) ULP of the result, kappa being the gradient's condition number (see
 #: "Floating point"). Nearer 0, sigma(u) is a neighbour of 1/2 and loses the small difference
-#: sigma(u) - 1/2 = tanh(u/2)/2, which the kernel computes there instead.
-_CENTRAL = 1.0
-#: (The same regions serve float32 results: a float32 gradient is then the float64 one rounded
-#: once, which is what "Floating point" states and checks bit for bit. Narrowing the central
-#: region for float32 would be faster but would break that, and the bound it implies, at
-#: points near a minimum.)
-#: The sign bit of a float64, as an int64: OR-ing it in gives -|u|, AND-ing it out gives the
-#: sign alone. One vectorised integer operation each, where np.copysign and np.where would
-#: cost a branch per element that random signs mispredict.
-_SIGN = np.int64(-(2**63))
+#: sigma(u) - 1/2 = tanh(u/2)/2, which the kernel computes there instead. In float32 the
+#: central region reaches 1.25: just beyond 1, with p just below 1/2, the rounding of 1 - p
+#: (exact in float32 only for p >= 1/2) and numpy's float32 exp (off by up to 2.4 ULP) add up to
+#: some 7 ULP of a gradient near 0.23; from 1.25 on, the gradient exceeds 0.27 and they stay
+#: near 3, while the central form is good to about 2 there.
+_CENTRAL = {np.dtype(np.float64): 1.0, np.dtype(np.float32): 1.25}
+#: The sign bit of each float type, as the integer of the same width: OR-ing it in gives -|u|,
+#: AND-ing it out gives the sign alone. One vectorised integer operation each, where
+#: np.copysign and np.where would cost a branch per element that random signs mispredict.
+_SIGN_BIT = {
+    np.dtype(np.float64): np.int64(-(2**63)),
+    np.dtype(np.float32): np.int32(-(2**31)),
+}
 
 
 class _BceOperands(NamedTuple):
@@ -129,9 +135,10 @@ class _Scratch:
 
     def __call__(self, name: str, n: int, dtype: type = np.float64) -> NDArray:
         kept = self._kept.__dict__
-        array = kept.get(name)
-        if array is None or array.size < self._size or array.dtype != dtype:
-            array = kept[name] = np.empty(self._size, dtype)
+        key = (name, np.dtype(dtype).char)
+        array = kept.get(key)
+        if array is None or array.size < self._size:
+            array = kept[key] = np.empty(self._size, dtype)
         return array[:n]
 
 
@@ -142,7 +149,7 @@ def _bce_kernel(
     scratch: _Scratch,
     divisor: float,
 ) -> None:
-    r"""Fill ``loss`` and ``grad`` (float64, when given) for one block.
+    r"""Fill ``loss`` and ``grad`` (when given) for one block, in the operands' float type.
 
     With :math:`P = w_+ p` (the positive term's weight; :math:`p` without ``pos_weight``),
     :math:`q = 1 - p`, :math:`c = q + P` (1 without ``pos_weight``) and :math:`k = q` where
@@ -158,38 +165,41 @@ def _bce_kernel(
     :math:`u \gg 0`); the gradient's are exact (:math:`k`, by Sterbenz's lemma, where it
     matters) and accurate to the subnormal range (:math:`\sigma(-|u|)`), where the usual
     :math:`\sigma(u) - p` rounds :math:`\sigma(u)` to 1 for :math:`u \gg 0`. Where
-    :math:`|u| \le 1` (``_CENTRAL``) the gradient takes its central form
+    :math:`|u| \le 1` (``_CENTRAL``; 1.25 in float32) the gradient takes its central form
     :math:`(q - P)/2 + c \tanh(u/2)/2`. The gradient is divided by ``divisor``.
     """
     u, p, w, pw = b
-    n = len(u)
-    e = scratch("e", n)
-    np.bitwise_or(u.view(np.int64), _SIGN, out=e.view(np.int64))  # -|u|
+    n, work = len(u), u.dtype
+    sign_bit = _SIGN_BIT[work]
+    bits = sign_bit.dtype
+    e = scratch("e", n, work)
+    np.bitwise_or(u.view(bits), sign_bit, out=e.view(bits))  # -|u|
     # Which of the two rare cases occur (written so that a NaN, which makes max and min NaN,
     # sends the block down the careful path).
     near = None
-    if grad is not None and not e.max() < -_CENTRAL:
-        near = np.greater_equal(e, -_CENTRAL, out=scratch("near", n, np.bool_))
+    central = _CENTRAL[work]
+    if grad is not None and not e.max() < -central:
+        near = np.greater_equal(e, -central, out=scratch("near", n, np.bool_))
     infinite = loss is not None and not e.min() > -np.inf
     np.exp(e, out=e)  # e^-|u| <= 1: never overflows
     # (u = -0 counts as positive here but has a negative sign bit below; the central form,
     # which always covers 0, overrides the outer one there.)
     positive = np.greater_equal(u, 0.0, out=scratch("positive", n, np.bool_))
-    k = scratch("k", n)
+    k = scratch("k", n, work)
     if pw is None:
         np.subtract(positive, p, out=k)  # 1 - p or -p, rounded once
         big_p, c = p, None
     else:
-        big_p = np.multiply(pw, p, out=scratch("P", n))
-        q = np.subtract(1.0, p, out=scratch("q", n))
-        c = np.add(q, big_p, out=scratch("c", n))
+        big_p = np.multiply(pw, p, out=scratch("P", n, work))
+        q = np.subtract(1.0, p, out=scratch("q", n, work))
+        c = np.add(q, big_p, out=scratch("c", n, work))
         # k = q·[u >= 0] - P·[u < 0]: one product is 0, so the difference is exact.
         np.multiply(q, positive, out=k)
         np.logical_not(positive, out=positive)
-        k -= np.multiply(big_p, positive, out=scratch("s", n))
+        k -= np.multiply(big_p, positive, out=scratch("s", n, work))
     if loss is not None:
         np.multiply(u, k, out=loss)
-        tail = np.log1p(e, out=scratch("s", n))
+        tail = np.log1p(e, out=scratch("s", n, work))
         if c is not None:
             tail *= c
         loss += tail
@@ -198,10 +208,10 @@ def _bce_kernel(
         if infinite:
             _bce_loss_at_infinite_logits(loss, u, p, big_p, w)
     if grad is not None:
-        s = np.add(e, 1.0, out=scratch("s", n))
-        sign = scratch("sign", n).view(np.int64)
-        np.bitwise_and(u.view(np.int64), _SIGN, out=sign)
-        np.bitwise_or(e.view(np.int64), sign, out=e.view(np.int64))  # sign(u)·e^-|u|
+        s = np.add(e, 1.0, out=scratch("s", n, work))
+        sign = scratch("sign", n, work).view(bits)
+        np.bitwise_and(u.view(bits), sign_bit, out=sign)
+        np.bitwise_or(e.view(bits), sign, out=e.view(bits))  # sign(u)·e^-|u|
         np.divide(e, s, out=e)  # sign(u)·sigma(-|u|)
         if c is not None:
             e *= c
@@ -210,18 +220,19 @@ def _bce_kernel(
             centre = np.flatnonzero(near)
             # sigma(u) - 1/2 = tanh(u/2)/2, on the elements near 0 only (gathering them costs
             # less than a tanh over the whole block).
-            t = np.tanh(0.5 * u[centre])
-            t *= 0.5
+            half = work.type(0.5)
+            t = np.tanh(half * u[centre])
+            t *= half
             if c is None:
-                t += 0.5 - p[centre]  # exact for p >= 1/4
+                t += half - p[centre]  # exact for p >= 1/4
             else:
                 t *= c[centre]
-                t += 0.5 * (1.0 - p[centre] - big_p[centre])
+                t += half * (1 - p[centre] - big_p[centre])
             grad[centre] = t
         if w is not None:
             grad *= w
         if divisor != 1.0:
-            grad /= divisor
+            grad /= work.type(divisor)
 
 
 def _bce_loss_at_infinite_logits(loss, u, p, big_p, w) -> None:
@@ -243,15 +254,14 @@ def _element_blocks(
     outputs: list[NDArray | None],
     shape: tuple[int, ...],
     scratch: _Scratch,
-    divisors: tuple[float, ...],
+    work: np.dtype,
 ) -> Iterator[tuple[list[NDArray | None], list[NDArray | None]]]:
-    """The operands a block at a time as float64 arrays, and float64 blocks for the outputs.
+    """The operands a block at a time as arrays of type ``work``, and blocks for the outputs.
 
     ``None`` stays ``None``. Each output block is written back to its array (rounded to its
-    type) when the loop asks for the next block; a float32 output is then divided by its entry
-    of ``divisors`` in float32 (the rule for the gradient of a mean; see :func:`_bce`).
-    Operands of the logits' shape in C order are sliced (and converted, if float32); any other
-    broadcast goes through ``np.nditer``.
+    type, if that differs from ``work``) when the loop asks for the next block. Operands of the
+    logits' shape in C order are sliced (and converted, if their type is not ``work``); any
+    other broadcast goes through ``np.nditer``.
     """
     present_in = [x for x in inputs if x is not None]
     present_out = [x for x in outputs if x is not None]
@@ -266,12 +276,8 @@ def _element_blocks(
         flat_in = [x.reshape(-1) for x in present_in]
         flat_out = [x.reshape(-1) for x in present_out]
         buffers = [
-            None if x.dtype == np.float64 else scratch(f"convert{i}", lanes)
+            None if x.dtype == work else scratch(f"convert{i}", lanes, work)
             for i, x in enumerate(flat_in + flat_out)
-        ]
-        narrow = [
-            (x, x.dtype.type(d)) for x, d in zip(outputs, divisors, strict=True)
-            if x is not None and x.dtype != np.float64
         ]
         for start in range(0, size, lanes):
             stop = min(size, start + lanes)
@@ -282,31 +288,24 @@ def _element_blocks(
                 else:
                     blocks.append(buffer[: stop - start])
             for x, block in zip(flat_in, blocks, strict=False):
-                if x.dtype != np.float64:
+                if x.dtype != work:
                     np.copyto(block, x[start:stop])
             yield place(inputs, blocks[: len(flat_in)]), place(outputs, blocks[len(flat_in) :])
             for x, block in zip(flat_out, blocks[len(flat_in) :], strict=True):
-                if x.dtype != np.float64:
+                if x.dtype != work:
                     np.copyto(x[start:stop], block, casting="same_kind")
-            for x, divisor in narrow:
-                if divisor != 1:
-                    flat = x.reshape(-1)[start:stop]
-                    flat /= divisor
         return
     it = np.nditer(
         present_in + present_out,
         flags=["external_loop", "buffered", "zerosize_ok"],
         op_flags=[["readonly"]] * len(present_in) + [["writeonly"]] * len(present_out),
-        op_dtypes=[np.float64] * (len(present_in) + len(present_out)),
+        op_dtypes=[work] * (len(present_in) + len(present_out)),
         casting="same_kind",
         buffersize=lanes,
     )
     with it:
         for ops in it:
             yield place(inputs, ops[: len(present_in)]), place(outputs, ops[len(present_in) :])
-    for x, divisor in zip(outputs, divisors, strict=True):
-        if x is not None and x.dtype != np.float64 and divisor != 1:
-            x /= x.dtype.type(divisor)
 
 
 def _bce(
@@ -331,32 +330,45 @@ def _bce(
     dtype = np.result_type(*(x for x in (u, p, w, pw) if x is not None))
     lanes = max(1, min(_BLOCK, u.size))
     scratch = _Scratch(lanes)
-    # The kernel's e, k and s are free between blocks: the reduction borrows them.
-    work = [scratch(name, lanes) for name in ("e", "k", "s")]
-    losses = _Reduction(reduction, u.shape, dtype, lanes, work) if loss else None
-    grad_out = np.empty(u.shape, dtype) if grad else None
     divisor = float(u.size) if reduction == "mean" else 1.0
-    # The gradient of a mean is that of the sum divided by the count: in float64 for a float64
-    # result; for a float32 result, once rounded, in float32 ("Floating point" states this rule
-    # and checks it bit for bit).
-    wide = dtype == np.float64
-    blocks = _element_blocks(
-        [u, p, w, pw], [losses.out if losses else None, grad_out], u.shape, scratch,
-        divisors=(1.0, 1.0 if wide else divisor),
-    )
+    losses = grad_out = None
+    # The loss is computed in float64 whatever the input type: the reduction adds float64
+    # values, and a float32 loss is then the float64 one rounded once. The gradient is computed
+    # in the result's type: float64 arithmetic would make a float32 gradient 1.4 to 1.6 times
+    # slower than the naive float32 formula ("Floating point" measures what it costs in
+    # accuracy). So a float32 call that wants both makes two passes over the data.
+    passes = []
+    if loss:
+        # The kernel's e, k and s are free between blocks: the reduction borrows them.
+        work = [scratch(name, lanes) for name in ("e", "k", "s")]
+        losses = _Reduction(reduction, u.shape, dtype, lanes, work)
+    if grad:
+        grad_out = np.empty(u.shape, dtype)
+    if grad and dtype == np.float64:
+        passes.append((np.dtype(np.float64), losses, grad_out))
+    else:
+        if loss:
+            passes.append((np.dtype(np.float64), losses, None))
+        if grad:
+            passes.append((dtype, None, grad_out))
     # A loss beyond the float range (a huge logit times a huge weight) is inf, its correct
     # rounding; so is a float32 result beyond 3.4e38. Invalid operations come only from
     # infinite logits (0·inf), which the kernel repairs. Underflow (e^{-|u|} for |u| > 745)
     # rounds to 0 or a subnormal, the correct result, even where a caller raises on it.
     with np.errstate(over="ignore", invalid="ignore", under="ignore"):
-        for (ub, pb, wb, pwb), (loss_block, grad_block) in blocks:
-            validation.in_unit_interval(pb, "targets")
-            if losses is not None and loss_block is None:
-                loss_block = scratch("loss", len(ub))
-            _bce_kernel(_BceOperands(ub, pb, wb, pwb), loss_block, grad_block, scratch,
-                        divisor if wide else 1.0)
-            if losses is not None and losses.out is None:
-                losses.add(loss_block)
+        for work_type, reduce_to, grad_to in passes:
+            blocks = _element_blocks(
+                [u, p, w, pw], [reduce_to.out if reduce_to else None, grad_to], u.shape,
+                scratch, work_type,
+            )
+            for (ub, pb, wb, pwb), (loss_block, grad_block) in blocks:
+                validation.in_unit_interval(pb, "targets")
+                if reduce_to is not None and loss_block is None:
+                    loss_block = scratch("loss", len(ub))
+                _bce_kernel(_BceOperands(ub, pb, wb, pwb), loss_block, grad_block, scratch,
+                            divisor)
+                if reduce_to is not None and reduce_to.out is None:
+                    reduce_to.add(loss_block)
     if grad_out is not None:
         grad_out = validation.result(grad_out)
     return (losses.result(divisor) if losses else None), grad_out
@@ -498,8 +510,10 @@ def bce_with_logits_grad(
     a small gradient when :math:`p = \tfrac12`; :math:`\tanh` keeps it. For :math:`u \gg 0`,
     :math:`\sigma(u) - 1` rounds to 0 while :math:`\sigma(-u)` keeps its full relative accuracy.
     :math:`\tfrac12 - p` and :math:`1 - p` are exact where they matter (Sterbenz's lemma). A
-    float32 result is the float64 one rounded once (and, for ``"mean"``, then divided by the
-    number of elements in float32, as "Floating point" states).
+    float32 gradient is computed in float32 arithmetic with the same forms (the central one up to
+    :math:`|u| = 1.25`): within :math:`4\max(1, \kappa)` float32 ULP at every point measured in
+    "Floating point" (measured, not proved); for ``"mean"`` it is divided by the number of
+    elements in float32.
 
     Parameters
     ----------
@@ -640,7 +654,7 @@ def _softmax_kernel(
         if t.index is None or t.a is not None or t.spread is not None:
             loss *= mass
         loss += below
-        if np.isnan(loss).any():
+        if not np.isfinite(loss).all():
             _repair_rows(loss, z, t)
     if grad is not None:
         inverse = 1 / total
@@ -716,13 +730,19 @@ def _shift_infinite_maxima(d: NDArray, z: NDArray, m: NDArray) -> None:
 
 
 def _repair_rows(loss: NDArray, z: NDArray, t: _RowTargets) -> None:
-    """Recompute rows whose loss came out NaN with 0·(-inf) = 0 (a zero target at -inf).
+    """Recompute, one row at a time, rows whose loss came out NaN or wrongly infinite.
 
-    A zero target on a class whose logit is -inf (or 1e308 below the maximum) contributes
-    nothing; NaN logits still give NaN.
+    NaN: a zero target on a class whose logit is -inf (or 1e308 below the maximum) gave
+    0·(-inf); it contributes nothing. Infinite although every logit is finite: z - m overflowed
+    (logits more than 1.8e308 apart) under a small target weight, whose product with the true
+    difference may well be finite; the row is recomputed from (z - m)/2 = z/2 - m/2, which
+    cannot overflow, and doubled at the end (inf only if the loss itself exceeds the range).
+    NaN logits still give NaN.
     """
     classes = z.shape[1]
-    for row in np.flatnonzero(np.isnan(loss)):
+    finite_rows = np.isfinite(z).all(axis=1)
+    suspect = np.isnan(loss) | (np.isinf(loss) & finite_rows)
+    for row in np.flatnonzero(suspect):
         zr = z[row].astype(np.float64)
         target = np.zeros(classes)
         if t.index is not None:
@@ -732,14 +752,15 @@ def _repair_rows(loss: NDArray, z: NDArray, t: _RowTargets) -> None:
         if t.y is not None:
             target += t.y[row]
         top = int(np.argmax(zr))
-        d = zr - zr[top]
+        half = zr / 2 - zr[top] / 2  # (z - m)/2, exact but for subnormal logits
         if not np.isfinite(zr[top]):
-            d = np.where(zr == zr[top], 0.0, d)
-        e = np.exp(d)
+            half = np.where(zr == zr[top], 0.0, half)
+        e = np.exp(2 * half)
         e[top] = 0.0
-        terms = target * (np.log1p(e.sum()) - d)
-        terms[target == 0] = 0.0
-        loss[row] = terms.sum()
+        spread_term = target * np.log1p(e.sum())
+        gap_term = target * -half
+        gap_term[target == 0] = 0.0
+        loss[row] = spread_term.sum() + 2 * gap_term.sum()
 
 
 class _Targets(NamedTuple):
