@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 JB_FLAGS := -W -n --keep-going
 
-.PHONY: book test lint notebooks figures benchmarks clean
+.PHONY: book test lint notebooks figures benchmarks clean student pdf
 
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "lossgrad needs Python 3.11 or newer (set PYTHON=python3.11)")'
@@ -22,9 +22,26 @@ book: $(STAMP)
 	$(BIN)/jupyter-book build . $(JB_FLAGS)
 	@echo "Open $(CURDIR)/_build/html/index.html"
 
-## Lint, build the book, then run unit tests, doctests, nbval and the browser checks.
+## Build the student edition (every exercise, no solution) into _build/student/html, the same
+## way and with the same checks as `book`; it reuses the notebooks executed for `book`.
+student: $(STAMP)
+	$(BIN)/python -m lossgrad.sphinx_student --output _build/student/html --cache _build/.jupyter_cache
+
+## Build the whole book as one PDF through LaTeX (xelatex; TeX Live, see the README):
+## _build/latex/lossgrad.pdf. The next HTML build copies it into the site and offers it for
+## download on every page.
+pdf: $(STAMP)
+	LATEXOPTS="-interaction=nonstopmode -halt-on-error -file-line-error" \
+		$(BIN)/jupyter-book build . $(JB_FLAGS) --builder pdflatex
+	@echo "PDF: $(CURDIR)/_build/latex/lossgrad.pdf"
+
+## Lint, build the PDF (where TeX Live is installed, and always under CI=true) and then the
+## book, so that the site links the PDF; then run unit tests, doctests, nbval, the PDF checks
+## and the browser checks.
 test: $(STAMP)
 	$(BIN)/ruff check src tests book
+	@if command -v xelatex >/dev/null 2>&1 || [ "$$CI" = true ]; then $(MAKE) pdf; \
+	else echo "TeX Live (xelatex) not found: no PDF is built and its tests are skipped"; fi
 	$(BIN)/jupyter-book build . $(JB_FLAGS)
 	$(BIN)/python -m pytest
 

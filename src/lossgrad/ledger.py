@@ -292,6 +292,12 @@ def ledger_markdown(chapters: Iterable[tuple[str | None, str, list[Record]]]) ->
             f"{heading}: {counts['proved']} proved, {counts['numeric']} checked numerically, "
             f"{counts['instances']} checked for particular $K$.",
             "",
+            # In the PDF, columns of fixed widths that wrap (LaTeX would set a long table's
+            # columns as wide as their longest cell); the HTML ignores this.
+            "```{tabularcolumns} "
+            + "".join(rf">{{\raggedright\arraybackslash}}\X{{{n}}}{{20}}" for n in (9, 8, 3)),
+            "```",
+            "",
             "| Statement | Verdict | Equation |",
             "| --- | --- | --- |",
         ]
@@ -346,6 +352,11 @@ def _fill_ledger(app: Any, docname: str, source: list[str]) -> None:
     for path, notebook in _iter_chapters(srcdir, order):
         app.env.note_dependency(str(path))
         target, title = notebook_title(notebook)
+        if getattr(app.config, "hide_solutions", False):
+            # The student edition: checks made inside solutions would give the answers away.
+            from lossgrad.sphinx_student import strip_solutions
+
+            notebook = strip_solutions(notebook)
         chapters.append((target, title, notebook_records(notebook)))
     source[0] = source[0].replace(PLACEHOLDER, ledger_markdown(chapters))
 

@@ -39,6 +39,11 @@ _RC = {
     "figure.dpi": 110,
     "figure.constrained_layout.use": True,
     "savefig.dpi": 150,
+    # Opaque white behind every figure, whatever a reader's matplotlibrc says: on the site's dark
+    # theme a transparent figure would put black axes and labels on a near-black page.
+    "figure.facecolor": "white",
+    "savefig.facecolor": "white",
+    "savefig.transparent": False,
     # Fonts and metadata fixed so that a figure's bytes do not depend on the machine or the day.
     "font.family": "DejaVu Sans",
     "svg.hashsalt": "lossgrad",
