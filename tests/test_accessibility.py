@@ -11,30 +11,11 @@ check another build) and Chromium (`apt-get install chromium fonts-dejavu-core`)
 tests skip with the reason, except under CI=true, where they must run.
 """
 
-import functools
-import http.server
-import os
-import shutil
-import threading
 from pathlib import Path
 
 import pytest
-import yaml
+from support import CHROMIUM, CHROMIUM_ARGS, SITE, TOC_PAGES, require, require_site, serve
 
-ROOT = Path(__file__).resolve().parent.parent
-SITE = Path(os.environ.get("LOSSGRAD_SITE", ROOT / "_build" / "html")).resolve()
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-IN_CI = os.environ.get("CI") == "true"
-# Headless, and nothing that would reach the network (updates, sync, first-run pages).
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 FAILING_IMPACTS = ("serious", "critical")
 
 # The theme reads its mode from localStorage before the first paint (pydata-sphinx-theme), as it
@@ -69,14 +50,6 @@ IMAGES = """async () => {
 }"""
 
 
-def _require(condition: object, reason: str) -> None:
-    # The rule of test_site.py: skip with the reason, but fail under CI=true.
-    if not condition:
-        if IN_CI:
-            pytest.fail(f"{reason} (CI=true: this check must run)")
-        pytest.skip(reason)
-
-
 def _is_redirect(page: Path) -> bool:
     return 'http-equiv="Refresh"' in page.read_text(encoding="utf-8")[:500]
 
@@ -89,12 +62,6 @@ def site_pages() -> list[str]:
         if not any(part.startswith("_") for part in page.relative_to(SITE).parts)
         and not _is_redirect(page)
     )
-
-
-def toc_pages() -> list[str]:
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files = [toc["root"]] + [c["file"] for part in toc["parts"] for c in part["chapters"]]
-    return [f"{name}.html" for name in files]
 
 
 def _relative_luminance(css_colour: str) -> float | None:
@@ -113,29 +80,19 @@ def _relative_luminance(css_colour: str) -> float | None:
 
 @pytest.fixture(scope="module")
 def site_url():
-    _require(SITE.joinpath("book", "index.html").exists(), f"the book is not built in {SITE}")
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    handler = functools.partial(Quiet, directory=str(SITE))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    require_site()
+    with serve(SITE) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def browser_page():
     """One browser and one page for every scan."""
-    _require(CHROMIUM, "Chromium is missing: apt-get install chromium fonts-dejavu-core")
+    require(CHROMIUM, "Chromium is missing: apt-get install chromium fonts-dejavu-core")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        _require(False, "playwright is not installed; run the README's set-up")
+        require(False, "playwright is not installed; run the README's set-up")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         context = browser.new_context(viewport={"width": 1280, "height": 900})
@@ -149,7 +106,7 @@ def axe():
     try:
         from axe_playwright_python.sync_playwright import Axe
     except ImportError:
-        _require(False, "axe-playwright-python is not installed; run the README's set-up")
+        require(False, "axe-playwright-python is not installed; run the README's set-up")
     return Axe()
 
 
@@ -163,7 +120,7 @@ def load(page, url: str, theme: str) -> None:
 
 
 def test_every_page_in_the_table_of_contents_is_scanned(site_url):
-    missing = set(toc_pages()) - set(site_pages())
+    missing = set(TOC_PAGES) - set(site_pages())
     assert not missing, f"pages of _toc.yml missing from {SITE}: {sorted(missing)}"
 
 

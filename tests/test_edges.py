@@ -311,3 +311,22 @@ def test_softmax_loss_of_logits_beyond_the_range_apart_is_finite_when_it_is(
     loss = lg.softmax_cross_entropy(z, given, label_smoothing=smoothing, reduction="none")[0]
     assert np.isfinite(loss)
     assert abs(mpmath.mpf(float(loss)) / exact - 1) < 1e-14
+
+
+@pytest.mark.parametrize(
+    ("u", "p", "pos_weight"),
+    [
+        (0.0, 0.77450264, 0.2911512),  # (1 - p - w+ p)/2 = -1.65e-9, not 0
+        (-1.1189823e-06, 0.46206006, 1.1642193),
+        (3.0, 0.3, 2.5),
+        (-40.0, 0.999, 0.5),
+    ],
+)
+def test_float32_gradient_with_pos_weight_keeps_the_cancelling_combination(u, p, pos_weight):
+    # In float32, 1 - p - w+ p loses everything where it nearly cancels (a minimum near u = 0);
+    # lossgrad forms it in float64. Oracle: the definition w[(1 - p) s - w+ p (1 - s)] in mpmath.
+    u32, p32, w32 = (np.array([x], np.float32) for x in (u, p, pos_weight))
+    grad = lg.bce_with_logits_grad(u32, p32, pos_weight=w32, reduction="none")
+    exact = exact_bce_grad(float(u32[0]), float(p32[0]), 1.0, float(w32[0]))
+    assert grad.dtype == np.float32
+    assert abs(mpmath.mpf(float(grad[0])) - exact) <= 8 * abs(exact) * 2.0**-24

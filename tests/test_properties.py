@@ -33,7 +33,7 @@ weights = st.floats(0, 10, allow_nan=False)
 # within LOSS_ULP ULP. A float32 loss is the float64 one rounded once: half a float32 ULP more, and
 # a float64 ULP is 2^-29 of a float32 ULP. A float32 gradient is computed in float32 arithmetic:
 # within C_GRAD_32 max(1, kappa) float32 ULP (also measured there).
-C_GRAD, LOSS_ULP, C_GRAD_32 = 5, 3, 4
+C_GRAD, LOSS_ULP, C_GRAD_32 = 5, 3, 5
 
 
 def bce_condition(u, p, w=1.0, pw=1.0) -> float:
@@ -204,9 +204,12 @@ def test_class_weight_and_mean_follow_pytorch():
 @example(1e-6, 0.5)
 # Near a minimum: kappa about 8e12, the gradient thousands of float32 ULPs off, within the bound.
 @example(float(np.float32(-1.8944587)), float(np.float32(0.13073693)))
-# The largest float32 errors measured in "Floating point", near the switch at |u| = 1.25.
+# The largest float32 errors measured in "Floating point" and by a reviewer, near the switch at
+# |u| = 1.25 (a rounded 1/2 - p for p < 1/4).
 @example(float(np.float32(-1.1251277)), float(np.float32(0.18429302)))
 @example(float(np.float32(1.0261612)), float(np.float32(0.49791637)))
+@example(float(np.float32(-1.0991976)), float(np.float32(0.21864031)))
+@example(float(np.float32(-1.1030346)), float(np.float32(0.2491722)))
 @given(
     st.floats(-80, 80, width=32, allow_nan=False, allow_subnormal=False),
     st.floats(0, 1, width=32, allow_nan=False),

@@ -5,64 +5,30 @@ Needs the book built first (`make test` builds it before running pytest) and Chr
 except under CI=true, where they must run.
 """
 
-import functools
-import http.server
-import os
-import shutil
-import threading
-from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-import yaml
+from support import CHROMIUM, CHROMIUM_ARGS, SITE, TOC_PAGES, require, require_site, serve
 
-ROOT = Path(__file__).resolve().parent.parent
-SITE = ROOT / "_build" / "html"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-IN_CI = os.environ.get("CI") == "true"
-
-
-def _require(condition: object, reason: str) -> None:
-    if not condition:
-        if IN_CI:
-            pytest.fail(f"{reason} (CI=true: this check must run)")
-        pytest.skip(reason)
-
-
-def _pages() -> list[str]:
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files = [toc["root"]] + [c["file"] for part in toc["parts"] for c in part["chapters"]]
-    return [f"{name}.html" for name in files]
-
-
-PAGES = _pages()
+PAGES = TOC_PAGES
 
 
 @pytest.fixture(scope="module")
 def site_url():
-    _require(SITE.joinpath("book", "index.html").exists(), "the book is not built; run `make book`")
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    handler = functools.partial(Quiet, directory=str(SITE))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    require_site()
+    with serve(SITE) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def browser():
-    _require(CHROMIUM, "Chromium is missing: apt-get install chromium fonts-dejavu-core")
+    require(CHROMIUM, "Chromium is missing: apt-get install chromium fonts-dejavu-core")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        _require(False, "playwright is not installed; run the README's set-up")
+        require(False, "playwright is not installed; run the README's set-up")
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield b
         b.close()
 

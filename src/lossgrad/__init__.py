@@ -39,12 +39,14 @@ Class axis
     The softmax family and softmax cross-entropy take ``axis=-1``: classes lie along the last
     axis unless told otherwise (PyTorch's ``dim=1`` for a batch is ``axis=1`` here).
 Types
-    Inputs are float32 or float64; the result has the inputs' type, computed in float64 and
-    rounded once, except the binary gradient, which is computed in float32 arithmetic for
-    float32 inputs (for speed; its error bound is stated in "Floating point"). A result with at
-    least one dimension is an ndarray; a 0-dimensional one (a reduced loss, or a function of a
-    scalar) is a NumPy scalar. Bad input raises a
-    ``TypeError`` or ``ValueError`` naming the argument (:mod:`lossgrad.validation`).
+    Inputs are float32 or float64; the result has the inputs' type. float64 inputs are computed
+    in float64. For float32 inputs the binary loss is computed in float64 and rounded once; the
+    binary gradient and softmax cross-entropy are computed in float32 arithmetic (in float64
+    they would take longer than the naive float32 formulas); reductions always add in float64.
+    Each function's docstring states its error bound in terms of the condition number.
+    A result with at least one dimension is an ndarray; a 0-dimensional one (a reduced loss, or
+    a function of a scalar) is a NumPy scalar. Bad input raises a ``TypeError`` or
+    ``ValueError`` naming the argument (:mod:`lossgrad.validation`).
 Edges
     Finite input never gives NaN or a warning; a result beyond the float range is ``inf``, its
     correct rounding (the sum of huge losses; never their mean). Infinite logits give the

@@ -432,24 +432,28 @@ def bce_hard_points(n: int, seed: int = 0) -> tuple[NDArray, NDArray]:
 
 
 def bce_hard_points_float32(n: int, seed: int = 0) -> tuple[NDArray, NDArray]:
-    r"""``n`` float32 logits and targets (``n`` a multiple of 4) where the float32 gradient's
+    r"""``n`` float32 logits and targets (``n`` a multiple of 5) where the float32 gradient's
     roundings line up.
 
     Used in "Floating point". The float32 gradient switches from its central to its outer form
-    at :math:`|u| = 1.25`; four equal groups around that switch, with :math:`p` a few float32
-    ULPs below :math:`\tfrac12` (where a rounded :math:`1 - p` counts most) or uniform, mirrored
-    to :math:`1 - p` for negative logits: :math:`|u| \in (1.25, 1.45)`, :math:`|u| \in (1, 1.25)`,
-    :math:`|u|` within :math:`10^{-7}` to :math:`10^{-2}` of 1.25, and :math:`|u| \in (0.5, 1)`.
+    at :math:`|u| = 1.25`. Five equal groups around that switch: :math:`|u| \in (1.25, 1.45)`,
+    :math:`|u| \in (1, 1.25)`, :math:`|u|` within :math:`10^{-7}` to :math:`10^{-2}` of 1.25 and
+    :math:`|u| \in (0.5, 1)`, each with :math:`p` a few float32 ULPs below :math:`\tfrac12`
+    (where a rounded :math:`1 - p` counts most; mirrored to :math:`1 - p` for negative logits) or
+    uniform; and :math:`u \in (-1.25, -1)` with :math:`p` near :math:`\sigma(u) < \tfrac14`,
+    where the central form's rounded :math:`\tfrac12 - p` meets a small gradient.
 
     Examples
     --------
     >>> from lossgrad.accuracy import bce_hard_points_float32
-    >>> u, p = bce_hard_points_float32(8)
+    >>> u, p = bce_hard_points_float32(10)
     >>> u.dtype, u.shape, bool(p.min() >= 0 and p.max() <= 1)
-    (dtype('float32'), (8,), True)
+    (dtype('float32'), (10,), True)
     """
+    if n % 5:
+        raise ValueError(f"n must be a multiple of 5, got {n}")
     rng = np.random.default_rng(seed)
-    m = n // 4
+    m = n // 5
     magnitudes = [
         rng.uniform(1.25, 1.45, m),
         rng.uniform(1.0, 1.25, m),
@@ -460,4 +464,8 @@ def bce_hard_points_float32(n: int, seed: int = 0) -> tuple[NDArray, NDArray]:
     below_half = 0.5 - rng.integers(1, 400, 4 * m) * 2.0**-25
     p = np.where(rng.uniform(size=4 * m) < 0.5, below_half, rng.uniform(0, 1, 4 * m))
     p = np.where(u < 0, 1 - p, p)
+    near_u = -rng.uniform(1.0, 1.25, m)
+    shift = rng.choice([-1.0, 1.0], m) * 10 ** rng.uniform(-7, -2, m)
+    near_p = (1 + shift) / (1 + np.exp(-near_u))
+    u, p = np.concatenate([u, near_u]), np.concatenate([p, near_p])
     return u.astype(np.float32), p.astype(np.float32)

@@ -101,15 +101,27 @@ def probabilities(x: ArrayLike, name: str) -> NDArray[np.floating]:
     return a
 
 
+#: For each float type, the unsigned integer type of its width and the bit pattern of 1.0.
+_UNIT_BITS = {
+    np.dtype(np.float64): (np.uint64, np.float64(1.0).view(np.uint64)),
+    np.dtype(np.float32): (np.uint32, np.float32(1.0).view(np.uint32)),
+}
+
+
 def in_unit_interval(a: NDArray[np.floating], name: str) -> None:
     """Check that every entry of the float array ``a`` lies in [0, 1] (NaN is let through).
 
     The losses call this a block at a time, on data already in the cache.
     """
-    # Two vectorised reductions settle the common case; NaN makes them NaN, and then the
-    # element-wise test looks past it (NaN compares False both ways, so it passes, and
-    # propagates to its own result).
-    if a.size and not (a.min() >= 0 and a.max() <= 1):
+    # One vectorised reduction settles the common case: read as unsigned integers of the same
+    # width, the floats in [+0, 1] are exactly those at most 1's bit pattern (a negative float
+    # has the top bit set; NaN and numbers above 1 have larger patterns). Otherwise (-0.0, NaN,
+    # or a real error), the element-wise test decides: NaN compares False both ways, so it
+    # passes, and propagates to its own result.
+    if not a.size or (a.flags.c_contiguous and a.dtype in _UNIT_BITS
+                      and a.view(_UNIT_BITS[a.dtype][0]).max() <= _UNIT_BITS[a.dtype][1]):
+        return
+    if not (a.min() >= 0 and a.max() <= 1):
         outside = (a < 0) | (a > 1)
         if np.any(outside):
             raise ValueError(f"{name} must lie in [0, 1]; found {a[outside].flat[0].item()!r}")
