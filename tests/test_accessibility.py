@@ -14,7 +14,7 @@ tests skip with the reason, except under CI=true, where they must run.
 from pathlib import Path
 
 import pytest
-from support import CHROMIUM, CHROMIUM_ARGS, SITE, TOC_PAGES, require, require_site, serve
+from support import SITE, TOC_PAGES, require
 
 FAILING_IMPACTS = ("serious", "critical")
 
@@ -79,26 +79,12 @@ def _relative_luminance(css_colour: str) -> float | None:
 
 
 @pytest.fixture(scope="module")
-def site_url():
-    require_site()
-    with serve(SITE) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def browser_page():
+def browser_page(browser):
     """One browser and one page for every scan."""
-    require(CHROMIUM, "Chromium is missing: apt-get install chromium fonts-dejavu-core")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        require(False, "playwright is not installed; run the README's set-up")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        context.add_init_script(SET_THEME)
-        yield context.new_page()
-        browser.close()
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.add_init_script(SET_THEME)
+    yield context.new_page()
+    context.close()
 
 
 @pytest.fixture(scope="module")

@@ -5,34 +5,23 @@ Without a built site the tests skip with the reason, except under CI=true, where
 The examples in the docstrings run as doctests (pytest's --doctest-modules over src/).
 """
 
+import importlib
 import json
-import os
 import re
+import zlib
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 import yaml
+from support import CHAPTERS, ROOT, SITE, require_site
 
 import lossgrad
 from lossgrad.sphinx_api_links import SECTION_ID, used_names
 
-ROOT = Path(__file__).resolve().parent.parent
-SITE = Path(os.environ.get("LOSSGRAD_SITE", ROOT / "_build" / "html")).resolve()
-IN_CI = os.environ.get("CI") == "true"
-TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
-CHAPTERS = [
-    c["file"] for part in TOC["parts"] for c in part["chapters"]
-    if (ROOT / f"{c['file']}.ipynb").exists()
-]
-
 
 def _require_site() -> None:
-    if not (SITE / "book" / "api.html").exists():
-        reason = f"the book is not built at {SITE}; run `make book`"
-        if IN_CI:
-            pytest.fail(f"{reason} (CI=true: this check must run)")
-        pytest.skip(reason)
+    require_site("book/api.html")
 
 
 class _Entries(HTMLParser):
@@ -124,3 +113,62 @@ def test_each_chapter_links_to_the_api_entries_of_the_functions_it_uses(chapter)
     linked = set(re.findall(r'href="api\.html#(lossgrad\.\w+)"', section))
     assert 'href="api.html#api"' in section, "no link to the API page"
     assert linked == used, f"linked {sorted(linked)}, used {sorted(used)}"
+
+
+# objects.inv: what another Sphinx project's intersphinx reads ------------------------------
+
+
+def inventory(site: Path) -> tuple[str, dict[str, tuple[str, str]]]:
+    """A built site's objects.inv: its project name, and each object's role and address."""
+    raw = (site / "objects.inv").read_bytes()
+    header = raw.split(b"\n", 4)
+    project = header[1].decode().removeprefix("# Project: ")
+    entries = {}
+    for line in zlib.decompress(header[4]).decode().splitlines():
+        match = re.fullmatch(r"(.+?)\s+(\S+:\S+)\s+(-?\d+)\s+(\S*)\s+(.*)", line)
+        name, role, _, uri, _ = match.groups()
+        entries[name] = (role, uri.replace("$", name) if uri.endswith("$") else uri)
+    return project, entries
+
+
+def test_the_inventory_names_each_type_and_function_as_python_does():
+    _require_site()
+    project, entries = inventory(SITE)
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert project == config["title"], project
+    assert not [name for name in entries if name.startswith("lossgrad.lossgrad")], sorted(
+        name for name in entries if name.startswith("lossgrad.lossgrad"))
+    for name in ("lossgrad.losses.Reduction", "lossgrad.losses.Loss", "lossgrad.numerics.Result"):
+        module, _, alias = name.rpartition(".")
+        assert getattr(importlib.import_module(module), alias) is not None
+        assert entries.get(name) == ("py:type", f"book/api.html#{name}"), (name, entries.get(name))
+    ids = set(re.findall(r'id="([^"]+)"', (SITE / "book" / "api.html").read_text()))
+    for name in lossgrad.__all__:
+        assert entries[f"lossgrad.{name}"] == ("py:function", f"book/api.html#lossgrad.{name}")
+        assert f"lossgrad.{name}" in ids
+
+
+# Reading the chapters' code -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("cells", "expected"), [
+    (["import lossgrad as lg\nlg.sigmoid(x)"], {"lossgrad", "lossgrad.sigmoid"}),
+    (["from lossgrad.numerics import softmax as sm\nsm(z)"], {"lossgrad.softmax"}),
+    (["from lossgrad.losses import bce_with_logits"], {"lossgrad.bce_with_logits"}),
+    (["import lossgrad.numerics as num\nnum.logsumexp(z)"],
+     {"lossgrad.numerics", "lossgrad.logsumexp"}),
+    (["import lossgrad.numerics\nlossgrad.numerics.log_softmax(z)"],
+     {"lossgrad", "lossgrad.numerics", "lossgrad.log_softmax"}),
+    (["from lossgrad import *\nsigmoid(1.0)"], {"lossgrad.sigmoid"}),
+    (["%matplotlib inline\nimport lossgrad as lg\nlg.softplus(1.0)"],
+     {"lossgrad", "lossgrad.softplus"}),
+    (["!pip list\nfrom lossgrad import logit", "  %time logit(0.5)"], {"lossgrad.logit"}),
+    (["%%time\nimport lossgrad as lg\nlg.softmax_cross_entropy(z, 1)"],
+     {"lossgrad", "lossgrad.softmax_cross_entropy"}),
+    # Not the public function: sympy's sigmoid of the derivations, and a private helper.
+    (["from lossgrad.symbolic import sigmoid\nsigmoid(x)"], {"lossgrad.symbolic.sigmoid"}),
+    (["from lossgrad import ledger\nledger.claim('x', True)"],
+     {"lossgrad.ledger", "lossgrad.ledger.claim"}),
+])
+def test_used_names_finds_public_functions_however_they_are_imported(cells, expected):
+    assert used_names(cells) == expected

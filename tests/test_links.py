@@ -6,7 +6,6 @@ where they must run.
 """
 
 import json
-import os
 import re
 from functools import cache
 from html import unescape
@@ -14,14 +13,11 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-import pytest
 import yaml
+from support import ROOT, SITE, require_site
 
 import lossgrad
 
-ROOT = Path(__file__).resolve().parent.parent
-SITE = Path(os.environ.get("LOSSGRAD_SITE", ROOT / "_build" / "html")).resolve()
-IN_CI = os.environ.get("CI") == "true"
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
 BASEURL = CONFIG["html"]["baseurl"]
 
@@ -61,11 +57,7 @@ class _Page(HTMLParser):
 
 
 def _require_site() -> None:
-    if not (SITE / "book" / "index.html").exists():
-        reason = f"the book is not built at {SITE}; run `make book`"
-        if IN_CI:
-            pytest.fail(f"{reason} (CI=true: this check must run)")
-        pytest.skip(reason)
+    require_site()
 
 
 @cache
@@ -75,9 +67,9 @@ def parse(path: Path) -> _Page:
     return page
 
 
-def html_files() -> list[Path]:
+def html_files(site: Path = SITE) -> list[Path]:
     """The site's pages (the theme's template fragments under _static are not pages)."""
-    return sorted(p for p in SITE.rglob("*.html") if "_static" not in p.relative_to(SITE).parts)
+    return sorted(p for p in site.rglob("*.html") if "_static" not in p.relative_to(site).parts)
 
 
 def _broken_links(path: Path, site: Path = SITE) -> list[str]:
@@ -99,11 +91,17 @@ def _broken_links(path: Path, site: Path = SITE) -> list[str]:
     return broken
 
 
+def broken_links(site: Path) -> dict[str, list[str]]:
+    """Every page of a built site with its links that lead nowhere (tests/test_student_edition
+    checks the student edition with it)."""
+    files = html_files(site)
+    assert len(files) > 10, files
+    return {str(p.relative_to(site)): b for p in files if (b := _broken_links(p, site))}
+
+
 def test_every_internal_link_and_anchor_resolves():
     _require_site()
-    files = html_files()
-    assert len(files) > 10, files
-    broken = {str(p.relative_to(SITE)): b for p in files if (b := _broken_links(p))}
+    broken = broken_links(SITE)
     assert not broken, f"broken links: {broken}"
 
 
@@ -149,40 +147,55 @@ def test_every_labelled_equation_has_its_anchor():
     assert not missing, f"labelled equations without their #equation- anchor: {missing}"
 
 
-@pytest.fixture(scope="module")
-def how_to_cite() -> str:
-    _require_site()
-    raw = (SITE / "book" / "how-to-cite.html").read_text(encoding="utf-8")
+def how_to_cite_text(site: Path) -> str:
+    """The text of a built site's "How to cite" page, as a reader sees it."""
+    raw = (site / "book" / "how-to-cite.html").read_text(encoding="utf-8")
     main = raw[raw.index("<main") : raw.index("</main>")]
     return unescape(re.sub(r"<[^>]+>", "", main))
 
 
-def test_the_anchors_on_the_citation_page_exist(how_to_cite):
-    listed = set(re.findall(r"(book/[\w-]+\.html)#(equation-[\w-]+)", how_to_cite))
+def check_citation_page(site: Path) -> None:
+    """The "How to cite" page of a built site (either edition) agrees with the configuration,
+    the package and the chapters, and every address and anchor it gives exists in the site."""
+    text = how_to_cite_text(site)
+    listed = set(re.findall(r"(book/[\w-]+\.html)#(equation-[\w-]+)", text))
     assert len(listed) >= 8, listed
     for page, anchor in sorted(listed):
-        assert (SITE / page).is_file(), page
-        assert anchor in parse(SITE / page).ids, f"{page}#{anchor}"
+        assert (site / page).is_file(), page
+        assert anchor in parse(site / page).ids, f"{page}#{anchor}"
     # Every address on the page is on the published site, and is a page of this build.
-    addresses = [a.rstrip(".,;:)") for a in re.findall(r"https?://[^\s\"<>]+", how_to_cite)]
+    addresses = [a.rstrip(".,;:)") for a in re.findall(r"https?://[^\s\"<>]+", text)]
     assert addresses
     for address in addresses:
         assert address.startswith(BASEURL), address
         page = address[len(BASEURL) :].split("#")[0]
-        assert page == "" or (SITE / page).is_file(), address
-
-
-def test_the_citation_page_agrees_with_the_configuration_and_the_book(how_to_cite):
-    assert f'title  = "{CONFIG["title"]}"' in how_to_cite
-    assert f'year   = "{CONFIG["copyright"]}"' in how_to_cite
-    assert f'note   = "Version {lossgrad.__version__}"' in how_to_cite
-    assert f'url    = "{BASEURL}"' in how_to_cite
-    assert '"{The lossgrad authors}"' in how_to_cite and CONFIG["author"] == "The lossgrad authors"
+        assert page == "" or (site / page).is_file(), address
+    # The BibTeX: the book's title as the configuration gives it (in every edition), its
+    # authors as publisher (a book needs one in BibTeX), the year, the version, the address.
+    fields = dict(re.findall(r'^ +(\w+) += "(.*)",?$', text, re.M))
+    book = text[text.index("@book{") : text.index("}\n", text.index("@book{"))]
+    assert f'title     = "{CONFIG["title"]}"' in book, book
+    assert f'publisher = "{CONFIG["author"]}"' in book, book
+    assert f'year      = "{CONFIG["copyright"]}"' in book
+    assert f'note      = "Version {lossgrad.__version__}"' in book
+    assert f'url       = "{BASEURL}"' in book
+    assert '"{The lossgrad authors}"' in book and CONFIG["author"] == "The lossgrad authors"
+    assert fields["booktitle"] == CONFIG["title"], fields
+    assert fields["publisher"] == CONFIG["author"], fields
     # The worked example names chapter 3 and equation (3.3): the numbers the built pages show.
-    chapter = parse(SITE / "book" / "03-bce-gradient.html")
+    chapter = parse(site / "book" / "03-bce-gradient.html")
     assert chapter.eqnos["equation-eq-bce-gradient"].startswith("(3.3)")
-    assert 'chapter   = "3"' in how_to_cite and "eq.~(3.3)" in how_to_cite
+    flat = " ".join(text.split())
+    assert 'chapter   = "3"' in text and "eq.~(3.3)" in text
+    assert f"in version {lossgrad.__version__} the gradient of binary cross-entropy is equation " \
+        "(3.3) of chapter 3" in flat
+    assert "eq. (3.3) of lossgrad, chapter 3" in flat
     title = "The gradient of binary cross-entropy with respect to the logit"
-    assert f'title     = "{title}"' in how_to_cite
-    heading = (SITE / "book" / "03-bce-gradient.html").read_text(encoding="utf-8")
+    assert f'title     = "{title}"' in text
+    heading = (site / "book" / "03-bce-gradient.html").read_text(encoding="utf-8")
     assert re.search(r'<h1><span class="section-number">3\. </span>' + re.escape(title), heading)
+
+
+def test_the_citation_page_agrees_with_the_configuration_and_the_book():
+    _require_site()
+    check_citation_page(SITE)

@@ -23,7 +23,9 @@ DOI = re.compile(r"^10\.\d{4,9}/\S+$")
 
 
 def _keys(found: list[str]) -> set[str]:
-    return {key.strip() for group in found for key in group.split(",") if key.strip()}
+    # A key may carry a pre- or post-note in braces: {cite:p}`key{ch. 3}`.
+    keys = (re.sub(r"\{[^}]*\}", "", key).strip() for group in found for key in group.split(","))
+    return {key for key in keys if key}
 
 
 def cited_keys() -> dict[str, set[str]]:
@@ -61,6 +63,7 @@ def bibliography():
 def test_the_scanner_finds_citations_in_each_form():
     assert _keys(MYST_CITE.findall("as {cite:p}`a,b` and {cite}`c` and {cite:t}`d`")) == set("abcd")
     assert _keys(RST_CITE.findall("see :cite:p:`e, f`")) == {"e", "f"}
+    assert _keys(MYST_CITE.findall("{cite:p}`g{ch. 3}` {cite:t}`{see}h{p. 2}`")) == {"g", "h"}
 
 
 def test_every_cited_key_is_defined(bibliography):

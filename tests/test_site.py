@@ -8,29 +8,9 @@ except under CI=true, where they must run.
 from urllib.parse import urlparse
 
 import pytest
-from support import CHROMIUM, CHROMIUM_ARGS, SITE, TOC_PAGES, require, require_site, serve
+from support import TOC_PAGES
 
 PAGES = TOC_PAGES
-
-
-@pytest.fixture(scope="module")
-def site_url():
-    require_site()
-    with serve(SITE) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    require(CHROMIUM, "Chromium is missing: apt-get install chromium fonts-dejavu-core")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        require(False, "playwright is not installed; run the README's set-up")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def open_page(browser, url):

@@ -12,7 +12,10 @@ module changes what that builder writes, where the HTML layout does not carry ov
   matter instead of becoming chapters after the bibliography;
 * the bibliography is printed in the "References" chapter, where the online book has it, not as
   an extra chapter at the end; a docstring's own numbered references stay under it;
-* a table given column widths (the ledger's) wraps its cells and may run over pages;
+* a table given column widths (the ledger's) wraps its cells and may run over pages, and a
+  formula in it with a matrix (which cannot break across lines) that is wider than its column
+  is scaled down to the column's width instead of running into the next column; its rows are
+  not coloured (under the colours a matrix's left bracket was not drawn);
 * a proof is set as text that starts with *Proof.* and ends with a square, not as a box with an
   empty title bar; a solution as text under a bold heading, so that its code can break across
   pages (in a box it cannot, and ran into the footer);
@@ -57,6 +60,15 @@ PREAMBLE = r"""
   \setcounter{secnumdepth}{-1}\bookmarksetup{startatroot}%
   \let\tablename\lossgrad@uptoendash}
 \makeatother
+% Inline math in a table cell of a given width (the ledger's): as usual if it fits the
+% column, else scaled down to the column's width (a matrix cannot break across lines). The
+% braces keep a matrix's & from the table while TeX skips the branch not taken.
+\newsavebox\lossgradmathbox
+\newcommand{\lossgradfitmath}[1]{%
+  \sbox\lossgradmathbox{\(#1\)}%
+  \ifdim\wd\lossgradmathbox>\linewidth
+    {\resizebox{\linewidth}{!}{\usebox\lossgradmathbox}}%
+  \else{\(#1\)}\fi}
 % Sphinx names the contents after the first part's caption; it lists the whole book.
 \addto\captionsenglish{\renewcommand{\contentsname}{Contents}}
 % Derivations set each step's justification as {\small ...} inside the math, which MathJax
@@ -96,10 +108,15 @@ class FoldedCodeLeftOut(SphinxPostTransform):
 
 
 class TablesWithWidthsBreak(SphinxPostTransform):
-    """A table given column widths (``tabularcolumns``) may run over pages, as the ledger's do.
+    r"""A table given column widths (``tabularcolumns``) may run over pages, as the ledger's do,
+    and its formulas fit their columns.
 
     Sphinx sets a table of up to 30 rows in one unbreakable block, which runs off the page when
-    its rows hold paragraphs; a table without widths keeps Sphinx's choice.
+    its rows hold paragraphs; a table without widths keeps Sphinx's choice. A formula with a
+    matrix that is wider than its column is scaled down to fit (``\lossgradfitmath`` in the
+    preamble): it cannot break across lines, and ran into the next column. Other formulas break
+    at their relations and operators as usual. Its rows are not coloured: under Sphinx's
+    alternating row colours a matrix lost its left bracket.
     """
 
     default_priority = 5
@@ -108,11 +125,21 @@ class TablesWithWidthsBreak(SphinxPostTransform):
     def run(self, **kwargs: Any) -> None:
         for table in self.document.findall(nodes.table):
             previous = table.previous_sibling()
-            if (
-                isinstance(previous, addnodes.tabular_col_spec)
-                and "longtable" not in table["classes"]
-            ):
+            if not isinstance(previous, addnodes.tabular_col_spec):
+                continue
+            if "longtable" not in table["classes"]:
                 table["classes"].append("longtable")
+            # Without Sphinx's alternating row colours: under them (colortbl, xelatex) the left
+            # delimiter of a matrix, \left[ or even \Bigl[, is not drawn.
+            if "nocolorrows" not in table["classes"]:
+                table["classes"].append("nocolorrows")
+            # A formula with a matrix (or any environment) cannot break across lines:
+            # \lossgradfitmath scales it down if it is wider than its column. Other formulas
+            # break at their relations and operators, as usual.
+            for math in list(table.findall(nodes.math)):
+                if r"\begin{" in math.astext():
+                    math.replace_self(nodes.raw("", rf"\lossgradfitmath{{{math.astext()}}}",
+                                                format="latex"))
 
 
 class ProofAsText(SphinxPostTransform):

@@ -48,15 +48,19 @@ def used_names(sources: Iterable[str]) -> set[str]:
     Parameters
     ----------
     sources : iterable of str
-        Python source, for example the code cells of a notebook, in order. A cell that does not
-        parse (an IPython magic) is skipped.
+        Python source, for example the code cells of a notebook, in order. IPython's own
+        lines (magics such as ``%matplotlib inline``, shell escapes with ``!``) are left out
+        before the rest is read; a cell that still does not parse is skipped.
 
     Returns
     -------
     set of str
         Every name imported from ``lossgrad`` or one of its modules, as ``module.name``, and
         every attribute reached through an imported ``lossgrad`` module
-        (``lg.sigmoid`` after ``import lossgrad as lg`` is ``lossgrad.sigmoid``).
+        (``lg.sigmoid`` after ``import lossgrad as lg`` is ``lossgrad.sigmoid``). A public
+        function reached through the module that defines it is named as the public API names
+        it (``softmax`` from ``lossgrad.numerics`` is ``lossgrad.softmax``), and a star import
+        binds every public name of its module.
 
     Examples
     --------
@@ -71,13 +75,11 @@ def used_names(sources: Iterable[str]) -> set[str]:
     lossgrad.plotstyle.use
     lossgrad.sigmoid
     lossgrad.softmax
+    >>> sorted(used_names(["%matplotlib inline\\nfrom lossgrad.numerics import logsumexp as lse",
+    ...                    "import lossgrad.losses as L\\nlse(z), L.bce_with_logits(u, p)"]))
+    ['lossgrad.bce_with_logits', 'lossgrad.logsumexp', 'lossgrad.losses']
     """
-    trees = []
-    for source in sources:
-        try:
-            trees.append(ast.parse(source))
-        except SyntaxError:
-            continue
+    trees = [tree for source in sources if (tree := _parse_cell(source)) is not None]
     bound: dict[str, str] = {}
     used: set[str] = set()
     for tree in trees:
@@ -90,6 +92,9 @@ def used_names(sources: Iterable[str]) -> set[str]:
                         used.add(alias.name)
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and _is_lossgrad(node.module):
                 for alias in node.names:
+                    if alias.name == "*":
+                        bound.update((n, f"{node.module}.{n}") for n in _exported(node.module))
+                        continue
                     bound[alias.asname or alias.name] = f"{node.module}.{alias.name}"
                     used.add(f"{node.module}.{alias.name}")
     for tree in trees:
@@ -100,7 +105,61 @@ def used_names(sources: Iterable[str]) -> set[str]:
                 node = node.value
             if isinstance(node, ast.Name) and node.id in bound:
                 used.add(".".join([bound[node.id], *reversed(chain)]))
-    return used
+    return {_public_name(name) or name for name in used}
+
+
+def _parse_cell(source: str) -> ast.Module | None:
+    """A code cell as Python: as written, or without the lines that only IPython reads."""
+    try:
+        return ast.parse(source)
+    except SyntaxError:
+        pass
+    python = "\n".join(
+        line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))
+    )
+    try:
+        return ast.parse(python)
+    except SyntaxError:
+        return None
+
+
+def _resolve(name: str) -> Any:
+    """The object a dotted name under ``lossgrad`` refers to, or None if there is none."""
+    parts = name.split(".")
+    for end in range(len(parts), 0, -1):
+        try:
+            target = importlib.import_module(".".join(parts[:end]))
+        except ImportError:
+            continue
+        try:
+            for attribute in parts[end:]:
+                target = getattr(target, attribute)
+        except AttributeError:
+            return None
+        return target
+    return None
+
+
+def _public_name(name: str) -> str | None:
+    """``lossgrad.f`` if ``name`` is, by identity, the public function ``lossgrad.f``."""
+    import lossgrad
+
+    if name == "lossgrad" or not _is_lossgrad(name):
+        return None
+    target = _resolve(name)
+    if target is None or inspect.ismodule(target):
+        return None
+    return next((f"lossgrad.{n}" for n in lossgrad.__all__ if getattr(lossgrad, n) is target),
+                None)
+
+
+def _exported(module: str) -> list[str]:
+    """The names ``from module import *`` binds."""
+    try:
+        found = importlib.import_module(module)
+    except ImportError:
+        return []
+    return list(getattr(found, "__all__", [n for n in vars(found) if not n.startswith("_")]))
 
 
 def _is_lossgrad(module: str | None) -> bool:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import json
 import re
 import sys
@@ -27,37 +28,101 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["build", "solution_code_cells", "strip_solutions"]
+__all__ = ["build", "solution_code_cells", "solution_spans", "strip_solutions"]
 
-# A MyST directive fence, ``` or :::, three characters or more; the block ends at the same fence.
-_GATED = re.compile(
-    r"^(?P<fence>`{3,}|:{3,})\{(?P<name>solution-start|solution-end)\}[^\n]*\n"
-    r"(?:.*?\n)??(?P=fence)[ \t]*$",
-    flags=re.M | re.S,
-)
-_SOLUTION = re.compile(
-    r"^(?P<fence>`{3,}|:{3,})\{solution\}[^\n]*\n(?:.*?\n)??(?P=fence)[ \t]*$",
-    flags=re.M | re.S,
-)
+#: The Markdown extensions the book enables (``parse: myst_enable_extensions`` in
+#: ``_config.yml``; a test keeps the two equal). They decide what a fence is: ``colon_fence``
+#: makes ``:::{solution}`` a directive.
+MYST_EXTENSIONS = ("amsmath", "dollarmath", "colon_fence", "deflist", "substitution")
+#: The directives of a solution: a whole one, or the markers of a gated one.
+_SOLUTION, _GATED = "solution", ("solution-start", "solution-end")
+#: Directives whose content is not Markdown (code, math, reStructuredText, data), so a fence
+#: inside them is text, not a directive. Every other directive's content is searched too.
+_LITERAL = frozenset({
+    "code", "code-block", "sourcecode", "code-cell", "literalinclude", "eval-rst", "raw",
+    "math", "parsed-literal", "glue:math", "csv-table", "list-table", "tabularcolumns",
+    "toctree", "mermaid", "graphviz",
+})
+
+
+@functools.cache
+def _parser() -> Any:
+    """The Markdown parser that myst-parser builds for the book: the one Sphinx reads with."""
+    from markdown_it.renderer import RendererHTML
+    from myst_parser.config.main import MdParserConfig
+    from myst_parser.parsers.mdit import create_md_parser
+
+    return create_md_parser(MdParserConfig(enable_extensions=set(MYST_EXTENSIONS)), RendererHTML)
+
+
+def _directive(token: Any) -> str | None:
+    """The name of the directive a token opens, or None: MyST's rule for fences."""
+    if token.type not in ("fence", "colon_fence") or token.map is None:
+        return None
+    parts = token.info.strip().split(maxsplit=1)
+    name = parts[0] if parts else ""
+    return name[1:-1] if len(name) > 2 and name[0] == "{" and name[-1] == "}" else None
+
+
+def solution_spans(text: str) -> list[tuple[int, int, str]]:
+    r"""Where the solution directives are in MyST Markdown, as its parser reads them.
+
+    Each ``(first line, line after the last, name)``, lines counted from 0, for every
+    ``solution``, ``solution-start`` and ``solution-end`` directive: fenced with backticks,
+    tildes or colons, of any length, closed by a fence at least as long (or by the end of the
+    text), indented up to three spaces, with any line ends, with options, also inside another
+    directive (but not inside code).
+
+    Examples
+    --------
+    >>> solution_spans("Text\r\n  ~~~~{solution} ex-1\r\n:class: dropdown\r\nx\r\n~~~~~\r\n")
+    [(1, 5, 'solution')]
+    >>> solution_spans("    ```{solution} ex-1\n    ```\n")  # indented four: a code block
+    []
+    """
+    return sorted(_spans(text, 0))
+
+
+def _spans(text: str, offset: int) -> Iterator[tuple[int, int, str]]:
+    for token in _parser().parse(text):
+        name = _directive(token)
+        if name is None:
+            continue
+        start, end = token.map
+        if name == _SOLUTION or name in _GATED:
+            yield offset + start, offset + end, name
+        elif name not in _LITERAL:
+            # The content starts on the line after the opening fence (and has as many lines).
+            yield from _spans(token.content, offset + start + 1)
+
+
+def _lines(text: str) -> list[str]:
+    """The lines of a text with their ends, split where Markdown splits them (LF, CRLF, CR)."""
+    return re.findall(r"[^\r\n]*(?:\r\n?|\n)|[^\r\n]+\Z", text)
 
 
 def _cells(notebook: dict[str, Any]) -> Iterator[tuple[dict[str, Any], str | None]]:
     """Each cell with what is left of its source outside solutions (None: nothing)."""
-    inside = False
+    depth = 0  # gated solutions open here (sphinx-exercise refuses nesting; we drop it all)
     for cell in notebook.get("cells", []):
         source = "".join(cell.get("source", ""))
         if cell.get("cell_type") != "markdown":
-            yield cell, None if inside else source
+            yield cell, None if depth else source
             continue
-        kept, position = [], 0
-        for match in _GATED.finditer(source):
-            if not inside:
-                kept.append(source[position : match.start()])
-            inside = match.group("name") == "solution-start"
-            position = match.end()
-        if not inside:
-            kept.append(source[position:])
-        text = _SOLUTION.sub("", "".join(kept))
+        lines, kept, position = _lines(source), [], 0
+        for start, end, name in solution_spans(source):
+            if start < position:
+                continue
+            if not depth:
+                kept += lines[position:start]
+            if name == "solution-start":
+                depth += 1
+            elif name == "solution-end":
+                depth = max(depth - 1, 0)
+            position = end
+        if not depth:
+            kept += lines[position:]
+        text = "".join(kept)
         yield cell, text if text.strip() else None
 
 
@@ -66,7 +131,9 @@ def strip_solutions(notebook: dict[str, Any]) -> dict[str, Any]:
 
     Removed: every ``solution`` directive, and everything between a ``solution-start`` and
     its ``solution-end`` directive, across cells: prose, code cells and their outputs. A cell
-    left empty is dropped. Exercises stay.
+    left empty is dropped. Exercises stay. The directives are found as MyST finds them
+    (:func:`solution_spans`), in every form it accepts; a ``solution-start`` without its end
+    removes the rest of the notebook.
 
     Examples
     --------
@@ -79,7 +146,7 @@ def strip_solutions(notebook: dict[str, Any]) -> dict[str, Any]:
     ...     cell("markdown", "```{solution-end}\\n```\\n\\nMore prose."),
     ... ]}
     >>> [c["source"] for c in strip_solutions(notebook)["cells"]]
-    ['```{exercise}\\n:label: ex-1\\nFind x.\\n```\\n\\n', '\\n\\nMore prose.']
+    ['```{exercise}\\n:label: ex-1\\nFind x.\\n```\\n\\n', '\\nMore prose.']
     """
     stripped = copy.deepcopy({k: v for k, v in notebook.items() if k != "cells"})
     stripped["cells"] = []
@@ -201,7 +268,12 @@ def build(root: Path, output: Path, cache: Path | None = None) -> int:
     ``hide_solutions``. Doctrees and executed notebooks go next to ``output``, so the full
     edition's ``_build/html`` is never touched. ``cache`` is the jupyter-cache to read executed
     notebooks from and add to (by default the one next to ``output``); the Makefile passes
-    the full edition's, so a notebook executed for one edition is not executed again.
+    the full edition's, so a notebook executed for one edition is not executed again (a
+    notebook that changed since the full build is executed and added to that cache).
+    The student edition offers no PDF: the PDF is the full edition's, with the solutions, and
+    the build offers one only if it finds it in ``latex`` next to ``output``, where nothing
+    puts one. Only the site's title says "student edition"; the book's title as cited (Sphinx's
+    ``project``, which the "How to cite" page reads) stays the same.
     Returns the Sphinx exit status.
     """
     import yaml
