@@ -9,6 +9,7 @@ from lossgrad.accuracy import (
     exact_log_softmax,
     exact_logsumexp,
     exact_softmax_cross_entropy,
+    softmax_cross_entropy_condition,
     ulps,
 )
 
@@ -141,3 +142,77 @@ def test_nan_stays_in_its_row():
     loss, grad = lg.softmax_cross_entropy_and_grad(z, np.array([0, 1]), reduction="none")
     assert np.isnan(loss[0]) and np.all(np.isnan(grad[0]))
     assert np.isfinite(loss[1]) and np.all(np.isfinite(grad[1]))
+
+
+# Found by a tester of the float32 softmax (the first three fail on the code before the fix).
+
+
+def _kappa(z_row, t, exact_grad):
+    """Condition numbers of each gradient entry with respect to the logits and the targets."""
+    _, kappa_z = softmax_cross_entropy_condition(z_row, t)
+    mass = mpmath.fsum(t)
+    kappa = []
+    for kz, ti, gi in zip(kappa_z, t, exact_grad, strict=True):
+        s = (gi + ti) / mass
+        kappa_t = float((s * (mass - ti) + ti * (1 - s)) / abs(gi)) if gi else 0.0
+        kappa.append(kz + kappa_t)
+    return np.array(kappa)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_tiny_soft_targets_next_to_a_large_one_are_added_up_accurately(dtype):
+    # Many tiny targets and one of 1/2 away from the largest logit: a dot product in the working
+    # type rounded the tiny ones away (hundreds of max(1, kappa) ULP at K = 5,000).
+    classes = 5_000
+    z = (0.01 * np.random.default_rng(5).normal(size=(1, classes))).astype(dtype)
+    y = np.full((1, classes), 0.49 * np.spacing(dtype(0.5)), dtype)
+    y[0, 2507] = 0.5
+    loss, grad = lg.softmax_cross_entropy_and_grad(z, y, reduction="none")
+    t = [mpmath.mpf(float(v)) for v in y[0]]
+    exact_loss, exact_grad = exact_softmax_cross_entropy(z[0].tolist(), t)
+    kappa_loss, _ = softmax_cross_entropy_condition(z[0].tolist(), t)
+    bound = 8 if dtype == np.float64 else 16
+    assert ulps(float(loss[0]), exact_loss, dtype) <= bound * max(1.0, kappa_loss + 1)
+    errors = np.array([ulps(float(g), e, dtype) for g, e in zip(grad[0], exact_grad, strict=True)])
+    assert np.all(errors <= bound * np.maximum(1.0, _kappa(z[0].tolist(), t, exact_grad)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_loss_of_the_fused_call_equals_the_loss_alone(dtype):
+    rng = np.random.default_rng(7)
+    z = rng.normal(size=(200, 30)).astype(dtype)
+    y = rng.dirichlet(np.full(30, 0.3), size=200).astype(dtype)
+    for eps in (0.0, 0.1):
+        alone = lg.softmax_cross_entropy(z, y, label_smoothing=eps, reduction="none")
+        fused, _ = lg.softmax_cross_entropy_and_grad(z, y, label_smoothing=eps, reduction="none")
+        assert np.array_equal(alone, fused)
+
+
+def test_a_large_weight_does_not_scale_up_a_subnormal_float32_exponential():
+    # e^-104 is subnormal in float32; times a class weight of 1e9 it is a normal 6.8e-37.
+    z = np.array([[0.0, -104.0, 5.0]], np.float32)
+    w = np.array([1.0, 1.0, 1e9], np.float32)
+    grad = lg.softmax_cross_entropy_grad(z, np.array([2]), weight=w, reduction="none")[0]
+    _, exact = exact_softmax_cross_entropy(z[0].tolist(), [0.0, 0.0, 1e9])
+    assert abs(mpmath.mpf(float(grad[1])) / exact[1] - 1) < 1e-6
+
+
+def test_the_reviewers_float32_point_is_within_the_float32_bound():
+    # A largest logit that does not dominate: z - m rounds in float32, which kappa does not see.
+    rng = np.random.default_rng(112)
+    z = rng.uniform(-0.001, 0.001, (1, 2_000)).astype(np.float32)
+    z[0, 0] = np.float32(8.035497665405273)
+    w = np.ones(2_000, np.float32)
+    w[0] = np.float32(3.2349186)
+    grad = lg.softmax_cross_entropy_grad(z, np.array([0]), weight=w, reduction="none")[0]
+    t = [0.0] * 2_000
+    t[0] = float(w[0])
+    _, exact = exact_softmax_cross_entropy(z[0].tolist(), t)
+    errors = np.array([ulps(float(g), e, np.float32) for g, e in zip(grad, exact, strict=True)])
+    assert np.all(errors <= 16 * np.maximum(1.0, _kappa(z[0].tolist(), t, exact)))
+
+
+def test_masked_probability_targets_are_refused_by_name():
+    y = np.ma.masked_array([[0.2, 0.3, 0.5]], mask=[[0, 0, 1]])
+    with pytest.raises(TypeError, match="targets"):
+        lg.softmax_cross_entropy(np.zeros((1, 3)), y)
