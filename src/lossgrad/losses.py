@@ -670,9 +670,11 @@ def _softmax_kernel(
         keep = 1.0 if t.keep is None else t.keep
         mass += keep * t.spread.sum()
         if below is not None:
-            if work == np.float64:
-                below -= keep * (d @ t.spread)
-            else:  # float32 d: the products in float64 (d @ spread would make a float64 copy)
+            # sum_k spread_k (-d_k), added pairwise in float64: for one spread on every class
+            # (no class weights) as that spread times the sum of -d, without the products.
+            if t.spread[0] == t.spread.min() == t.spread.max():
+                below -= keep * (t.spread[0] * d.sum(axis=1, dtype=np.float64))
+            else:
                 product = np.multiply(d, t.spread, out=scratch("g", n * classes, work).reshape(
                     n, classes), casting="same_kind")
                 below -= keep * product.sum(axis=1, dtype=np.float64)
@@ -718,8 +720,12 @@ def _softmax_kernel(
             scale = inverse if plain else mass * inverse
             np.multiply(e, scale.astype(work)[:, None], out=slope)
             if t.spread is not None:
-                spread = t.spread if t.keep is None else t.keep[:, None] * t.spread
-                np.subtract(slope, spread, out=slope, casting="same_kind")
+                # (In the work type: a float64 row against float32 probabilities would be
+                # converted element by element.)
+                spread = t.spread.astype(work)
+                if t.keep is not None:
+                    spread = t.keep[:, None].astype(work) * spread
+                slope -= spread
             if t.y is not None:
                 if t.index is None and divisor == 1.0:
                     # Probability targets: the subtraction itself writes the output.
@@ -897,15 +903,20 @@ def _softmax_divisor(
 
 
 def _row_targets(
-    t: _Targets, start: int, stop: int, eps: float, class_weight: NDArray | None, spread
+    t: _Targets, start: int, stop: int, eps: float, class_weight: NDArray | None, spread,
+    work: np.dtype,
 ) -> _RowTargets:
-    """One block's effective targets t = w[(1 - eps) y + eps/K], in the kernel's terms."""
+    """One block's effective targets t = w[(1 - eps) y + eps/K], in the kernel's terms.
+
+    Scaled probability targets are formed in the work type: a float32 result subtracts them from
+    float32 probabilities, and their rounding is part of the targets' condition number.
+    """
     if t.index is None:
         y = t.y.block(start, stop)
         if eps or class_weight is not None:
-            y = np.multiply(y, 1.0 - eps, dtype=np.float64)
+            y = np.multiply(y, 1.0 - eps, dtype=work)
             if class_weight is not None:
-                y *= class_weight
+                y *= class_weight.astype(work)
         return _RowTargets(None, None, spread, None, y)
     index = t.index[start:stop]
     keep = None if t.keep is None else t.keep[start:stop]
@@ -970,7 +981,7 @@ def _softmax_ce(
     with np.errstate(over="ignore", invalid="ignore", under="ignore"):
         for start in range(0, rows.count, step):
             stop = min(rows.count, start + step)
-            block = _row_targets(t, start, stop, eps, class_weight, spread)
+            block = _row_targets(t, start, stop, eps, class_weight, spread, dtype)
             loss_block = None
             if losses is not None:
                 loss_block = loss_rows[start:stop] if direct else scratch("loss", stop - start)
