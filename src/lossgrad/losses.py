@@ -343,14 +343,14 @@ def _bce(
         raise ValueError('logits is empty, so reduction="mean" is undefined')
     dtype = np.result_type(*(x for x in (u, p, w, pw) if x is not None))
     lanes = max(1, min(_BLOCK, u.size))
-    scratch = _Scratch(max(1, min(2 * _BLOCK, u.size)))  # float32 work takes longer blocks
+    scratch = _Scratch(lanes)
     divisor = float(u.size) if reduction == "mean" else 1.0
     losses = grad_out = None
     # The loss is computed in float64 whatever the input type: the reduction adds float64
     # values, and a float32 loss is then the float64 one rounded once. The gradient is computed
-    # in the result's type: float64 arithmetic would make a float32 gradient 1.4 to 1.6 times
-    # slower than the naive float32 formula ("Floating point" measures what it costs in
-    # accuracy). So a float32 call that wants both makes two passes over the data.
+    # in the result's type: in float64 arithmetic a float32 gradient would take longer than the
+    # naive float32 formula ("Floating point" states what float32 costs in accuracy). So a
+    # float32 call that wants both makes two passes over the data.
     passes = []
     if loss:
         # The kernel's e, k and s are free between blocks: the reduction borrows them.
@@ -371,6 +371,8 @@ def _bce(
     # rounds to 0 or a subnormal, the correct result, even where a caller raises on it.
     with np.errstate(over="ignore", invalid="ignore", under="ignore"):
         for work_type, reduce_to, grad_to in passes:
+            if work_type != np.float64:  # float32 work takes blocks twice as long
+                scratch = _Scratch(max(1, min(_BLOCK * 8 // work_type.itemsize, u.size)))
             blocks = _element_blocks(
                 [u, p, w, pw], [reduce_to.out if reduce_to else None, grad_to], u.shape,
                 scratch, work_type,
