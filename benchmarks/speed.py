@@ -74,13 +74,24 @@ def naive_bce(function: str, reduction: str, u, p, weight=None, pos_weight=None)
     return results
 
 
-def lossgrad_bce(function: str, reduction: str, u, p, weight=None, pos_weight=None):
-    options = {"weight": weight, "pos_weight": pos_weight, "reduction": reduction}
+def call_lossgrad(family: tuple, function: str, *args, **options) -> list:
+    """lossgrad's loss, gradient or fused function of a family (loss, grad, loss+grad)."""
+    loss, grad, both = family
     if function == "loss":
-        return [lg.bce_with_logits(u, p, **options)]
+        return [loss(*args, **options)]
     if function == "grad":
-        return [lg.bce_with_logits_grad(u, p, **options)]
-    return list(lg.bce_with_logits_and_grad(u, p, **options))
+        return [grad(*args, **options)]
+    return list(both(*args, **options))
+
+
+BCE = (lg.bce_with_logits, lg.bce_with_logits_grad, lg.bce_with_logits_and_grad)
+SOFTMAX = (lg.softmax_cross_entropy, lg.softmax_cross_entropy_grad,
+           lg.softmax_cross_entropy_and_grad)
+
+
+def lossgrad_bce(function: str, reduction: str, u, p, weight=None, pos_weight=None):
+    return call_lossgrad(BCE, function, u, p, weight=weight, pos_weight=pos_weight,
+                         reduction=reduction)
 
 
 # Softmax cross-entropy: the naive formulas.
@@ -139,13 +150,9 @@ def divisor(t, weight, ignore):
     return keep.sum()
 
 
-def lossgrad_softmax(function, reduction, z, t, weight=None, label_smoothing=0.0, ignore=False):
-    options = {"weight": weight, "label_smoothing": label_smoothing, "reduction": reduction}
-    if function == "loss":
-        return [lg.softmax_cross_entropy(z, t, **options)]
-    if function == "grad":
-        return [lg.softmax_cross_entropy_grad(z, t, **options)]
-    return list(lg.softmax_cross_entropy_and_grad(z, t, **options))
+def lossgrad_softmax(function, reduction, z, t, weight=None, label_smoothing=0.0):
+    return call_lossgrad(SOFTMAX, function, z, t, weight=weight,
+                         label_smoothing=label_smoothing, reduction=reduction)
 
 
 # Measuring.

@@ -634,8 +634,9 @@ def _softmax_kernel(
     r"""Fill ``loss`` (per row, float64) and ``grad`` (any float type) for a block of rows.
 
     ``d`` and :math:`e^d` are computed in ``work`` (float32 for float32 results: in float64 the
-    exponentials alone would cost about what the naive float32 formula does in all), the row
-    sums and everything per row in float64.
+    exponentials alone would cost about what the naive float32 formula does in all), and so is
+    the pairwise row sum of the exponentials; sums of targets and everything else per row are
+    float64.
 
     With :math:`m` the row maximum at :math:`k^\ast`, :math:`d = z - m \le 0`, and
     :math:`o = \sum_{k \ne k^\ast} e^{d_k}` (one maximum's term, exactly 1, left out):
@@ -1033,8 +1034,8 @@ def softmax_cross_entropy(
     Accuracy, measured, not proved: the loss and every gradient entry within
     :math:`8\max(1, \kappa)` ULP of the exact value in float64, and within
     :math:`16\max(1, \kappa)` in float32, where :math:`z - m` and its exponentials are computed
-    in float32 (target and row sums are added in float64; rows whose logits lie more than 87
-    apart go through float64). :math:`\kappa` is the condition number with respect to the
+    in float32 and the exponentials added pairwise in float32 (sums of targets, and everything
+    else per row, in float64; rows whose logits lie more than 87 apart go through float64). :math:`\kappa` is the condition number with respect to the
     logits and the targets together (an error of about :math:`\kappa` ULP is inherent in the
     data). ``benchmarks/accuracy.py`` measures at most 3.2 on its cases; a search by a reviewer
     found 13.3 in float32, at a row whose largest logit does not dominate, where the rounding of
