@@ -1037,9 +1037,10 @@ def softmax_cross_entropy(
     in float32 and the exponentials added pairwise in float32 (sums of targets, and everything
     else per row, in float64; rows whose logits lie more than 87 apart go through float64).
     :math:`\kappa` is the condition number with respect to the logits and the targets together
-    (an error of about :math:`\kappa` ULP is inherent in the data). ``benchmarks/accuracy.py`` measures at most 3.2 on its cases; a search by a reviewer
-    found 13.3 in float32, at a row whose largest logit does not dominate, where the rounding of
-    :math:`z - m` is not covered by :math:`\kappa`. For ``"mean"`` a bound :math:`c` becomes
+    (an error of about :math:`\kappa` ULP is inherent in the data). ``benchmarks/accuracy.py``
+    measures at most 3.2 on its cases; a search by a reviewer found 13.3 in float32, at a row
+    whose largest logit does not dominate, where the rounding of :math:`z - m` is not covered by
+    :math:`\kappa`. For ``"mean"`` a bound :math:`c` becomes
     :math:`2c + \tfrac12` (one more rounding).
 
     Parameters
