@@ -216,3 +216,17 @@ def test_masked_probability_targets_are_refused_by_name():
     y = np.ma.masked_array([[0.2, 0.3, 0.5]], mask=[[0, 0, 1]])
     with pytest.raises(TypeError, match="targets"):
         lg.softmax_cross_entropy(np.zeros((1, 3)), y)
+
+
+def test_a_float32_rows_result_does_not_depend_on_the_rows_around_it():
+    # A row with logits 100 apart goes through float64; its neighbours stay in float32.
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(200, 50)).astype(np.float32)
+    t = rng.integers(0, 50, 200)
+    far = np.zeros((1, 50), np.float32)
+    far[0, 0] = 100
+    alone = lg.softmax_cross_entropy_and_grad(z, t, reduction="none")
+    together = lg.softmax_cross_entropy_and_grad(np.vstack([z, far]), np.append(t, 3),
+                                                 reduction="none")
+    assert np.array_equal(alone[0], together[0][:200])
+    assert np.array_equal(alone[1], together[1][:200])

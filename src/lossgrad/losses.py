@@ -11,8 +11,8 @@ How they are computed. Each function checks its arguments (:mod:`lossgrad.valida
 runs one kernel over blocks of the data: a few thousand elements (binary) or rows (softmax) at a
 time, so that no temporary is larger than a block. The binary loss is computed in float64
 whatever the input type (a float32 loss is the float64 one rounded once). The binary gradient and
-softmax cross-entropy are computed in the result's type, with per-row quantities of the softmax
-in float64: in float64 arithmetic a float32 result would take longer than the naive float32
+softmax cross-entropy are computed in the result's type (the softmax's sums of targets in
+float64): in float64 arithmetic a float32 result would take longer than the naive float32
 formula. The docstrings state the error bounds, in terms of the condition number. Each kernel
 writes every formula once, as a sum of non-negative terms or a difference of two accurate terms
 (the comments say which).
@@ -104,9 +104,9 @@ class _Reduction:
 #: "Floating point"). Nearer 0, sigma(u) is a neighbour of 1/2 and loses the small difference
 #: sigma(u) - 1/2 = tanh(u/2)/2, which the kernel computes there instead. In float32 the
 #: central region reaches 1.25: just beyond 1, with p just below 1/2, the rounding of 1 - p
-#: (exact in float32 only for p >= 1/2) and numpy's float32 exp (off by up to 2.4 ULP) add up to
-#: some 7 ULP of a gradient near 0.23; from 1.25 on, the gradient exceeds 0.27 and they stay
-#: near 3, while the central form is good to about 2 there.
+#: (exact in float32 only for p >= 1/2) and numpy's float32 exp (off by up to 2.5 ULP) add up to
+#: 5 max(1, kappa) ULP at the float32 search of "Floating point", against 3.1 for the central
+#: form there.
 _CENTRAL = {np.dtype(np.float64): 1.0, np.dtype(np.float32): 1.25}
 #: The sign bit of each float type, as the integer of the same width: OR-ing it in gives -|u|,
 #: AND-ing it out gives the sign alone. One vectorised integer operation each, where
@@ -236,9 +236,9 @@ def _bce_kernel(
             if c is None:
                 t += half - p[centre]  # exact for p >= 1/4
             else:
-                # (q - P)/2 cancels near a minimum: formed in float64, where q = 1 - p and
-                # P = w+·p are exact for float32 operands (in float32 the gradient at u = 0
-                # could come out 0 or of the wrong sign), and rounded once with the rest.
+                # (q - P)/2 cancels near a minimum: formed in float64, where P = w+·p is exact
+                # for float32 operands and q = 1 - p too for p >= 2^-30 (in float32 the gradient
+                # at u = 0 could come out 0 or of the wrong sign), and rounded once with the rest.
                 pc = p[centre].astype(np.float64)
                 difference = (1.0 - pc) - pw[centre].astype(np.float64) * pc
                 t = t * c[centre].astype(np.float64) + 0.5 * difference
@@ -528,15 +528,16 @@ def bce_with_logits_grad(
     :math:`\tfrac12 - p` and :math:`1 - p` are exact where they matter (Sterbenz's lemma). A
     float32 gradient is computed in float32 arithmetic with the same forms (the central one up to
     :math:`|u| = 1.25`; with ``pos_weight``, its cancelling
-    :math:`1 - p - w_+ p` in float64): within
-    :math:`5\max(1, \kappa)` float32 ULP at every point measured in "Floating point"
-    (measured, not proved).
+    :math:`1 - p - w_+ p` in float64): without weights, within :math:`5\max(1, \kappa)`
+    float32 ULP at every point measured in "Floating point" (measured, not proved; with
+    ``pos_weight`` it has not been measured there).
 
     These bounds are for the element-wise gradient (``"none"`` or ``"sum"``, no ``weight``).
     For ``"mean"`` it is then divided by the number of elements, and a ``weight`` multiplies
     it: one more rounding each, after which a bound of :math:`c\max(1, \kappa)` ULP becomes
-    :math:`(2c + \tfrac12)\max(1, \kappa)` (an ULP of the result may be half as large,
-    relative to it, as an ULP of the operand; "Floating point" shows a case).
+    :math:`(2c + \tfrac12)\max(1, \kappa)` for either, :math:`(2c + \tfrac32)\max(1, \kappa)`
+    for both (an ULP of the result may be half as large, relative to it, as an ULP of the
+    operand; "Floating point" shows a case).
 
     Parameters
     ----------
@@ -655,9 +656,10 @@ def _softmax_kernel(
     np.subtract(z, m[:, None], out=d)  # overflows only towards -inf (logits 1e308 apart)
     if work == np.float32 and not d.min() >= _EXP32_NORMAL:
         # Below -87.3, float32's exp is subnormal and keeps few digits, which a weight or a
-        # target mass above 1 would scale up into the result: such blocks (logits more than 87
-        # apart within a row) go through float64. (NaN also lands here; float64 keeps it.)
-        _softmax_kernel(z, t, loss, grad, scratch, divisor, np.dtype(np.float64))
+        # target mass above 1 would scale up into the result: rows with logits more than 87
+        # apart (or a NaN) go through float64, the others stay in float32, so that a row's
+        # result does not depend on the rows around it.
+        _split_rows(z, t, loss, grad, scratch, divisor, ~(d.min(axis=1) >= _EXP32_NORMAL))
         return
     if not np.all(np.isfinite(m)):
         _shift_infinite_maxima(d, z, m)
@@ -765,8 +767,26 @@ def _softmax_kernel(
             np.divide(slope, divisor, out=grad, casting="same_kind")
 
 
-#: The smallest d whose float32 e^d is a normal number (e^-87.3 is float32's smallest normal).
+#: A d above which float32's e^d is a normal number, with a margin (e^-87.34 is float32's
+#: smallest normal).
 _EXP32_NORMAL = -87.0
+
+
+def _split_rows(z, t: _RowTargets, loss, grad, scratch: _Scratch, divisor: float, wide) -> None:
+    """Run the softmax kernel on the rows marked ``wide`` in float64, on the others in float32."""
+    for rows, work in ((~wide, np.dtype(np.float32)), (wide, np.dtype(np.float64))):
+        picked = np.flatnonzero(rows)
+        if not picked.size:
+            continue
+        per_row = [None if x is None or x is t.spread else x[picked] for x in t]
+        part = _RowTargets(*per_row[:2], t.spread, *per_row[3:])
+        part_loss = None if loss is None else np.empty(picked.size)
+        part_grad = None if grad is None else np.empty((picked.size, z.shape[1]), grad.dtype)
+        _softmax_kernel(z[picked], part, part_loss, part_grad, scratch, divisor, work)
+        if loss is not None:
+            loss[picked] = part_loss
+        if grad is not None:
+            grad[picked] = part_grad
 
 
 def _slope_at_top(mass, rest, t_top: NDArray, others: NDArray, total: NDArray) -> NDArray:
