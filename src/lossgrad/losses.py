@@ -24,14 +24,20 @@ The per-element (or per-row) losses then go to one reduction: the output array f
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from lossgrad import validation
+from lossgrad.blocks import (
+    BLOCK,
+    Loss,
+    LossReduction,
+    Reduction,
+    Scratch,
+    element_blocks,
+)
 from lossgrad.summation import CompensatedSum
 
 __all__ = [
@@ -43,57 +49,9 @@ __all__ = [
     "softmax_cross_entropy_grad",
 ]
 
-Reduction = Literal["none", "mean", "sum"]
-#: What a loss returns: an ndarray for ``reduction="none"``, or a NumPy scalar of the result's
-#: float type (``np.float64`` or ``np.float32``) when the result is 0-dimensional, which it
-#: always is for ``"mean"`` and ``"sum"``.
-Loss = NDArray[np.floating] | np.floating
-
-#: Elements per block: large enough to amortise numpy's cost per call (about a microsecond,
-#: and a block takes some twenty calls), small enough that the block's float64 work arrays
-#: (512 KiB each) mostly stay in the caches. Measured on the speed benchmark's machine (1 MiB
-#: level-2 cache): 2^16 fastest, 2^15 5-10 % slower, 2^17 50 % slower in float64. Work in
-#: float32 takes blocks of the same size in bytes, twice as many elements (measured: 2^17
-#: 5 % faster than 2^16, 2^15 15 % slower).
-_BLOCK = 65536
 #: Elements per block of softmax rows (a row is never split, so a block holds at least one).
 #: Fewer calls per row matter more there: 2^17 measured fastest, 2^15 15 % slower.
 _ROWS_BLOCK = 131072
-#: Elements per buffer when operands are broadcast (np.nditer), by work type: measured, 2^15
-#: float32 elements are about twice as fast as 2^16 or 2^17; float64 is best at 2^16.
-_NDITER_BLOCK = {np.dtype(np.float64): 65536, np.dtype(np.float32): 32768}
-
-
-# The reduction, shared by both losses.
-
-
-class _Reduction:
-    """Where the per-element (or per-row) losses go, and what the loss function returns.
-
-    For ``"none"`` they are written to ``out``; for ``"sum"`` and ``"mean"`` they are added by a
-    :class:`~lossgrad.summation.CompensatedSum`, so that the result is the exact sum of the
-    float64 losses rounded once (then divided by ``divisor``, for ``"mean"``, with one more
-    rounding of the quotient only).
-    """
-
-    def __init__(
-        self, kind: str, shape: tuple[int, ...], dtype: np.dtype, lanes: int, work: list
-    ) -> None:
-        """``work``: three float64 arrays of ``lanes`` values, free between blocks."""
-        self.kind = kind
-        self.dtype = dtype
-        self.out = np.empty(shape, dtype) if kind == "none" else None
-        self.total = CompensatedSum(lanes, work) if kind != "none" else None
-
-    def add(self, values: NDArray[np.float64]) -> None:
-        self.total.add(values)
-
-    def result(self, divisor: float) -> Loss:
-        if self.out is not None:
-            return validation.result(self.out)
-        value = self.total.value(divisor if self.kind == "mean" else None)
-        with np.errstate(over="ignore"):  # a float32 sum beyond 3.4e38 rounds to inf
-            return self.dtype.type(value)
 
 
 # Binary cross-entropy.
@@ -126,33 +84,11 @@ class _BceOperands(NamedTuple):
     pw: NDArray[np.float64] | None  # pos_weight
 
 
-class _Scratch:
-    """Work arrays of at least one block's length, made on first use and kept per thread.
-
-    Reusing them spares each call the operating system's cost of mapping and zeroing fresh
-    pages, which for a call on a few blocks exceeds the computation. They take at most a few
-    MiB per thread.
-    """
-
-    _kept = threading.local()
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-
-    def __call__(self, name: str, n: int, dtype: type = np.float64) -> NDArray:
-        kept = self._kept.__dict__
-        key = (name, np.dtype(dtype).char)
-        array = kept.get(key)
-        if array is None or array.size < self._size:
-            array = kept[key] = np.empty(self._size, dtype)
-        return array[:n]
-
-
 def _bce_kernel(
     b: _BceOperands,
     loss: NDArray[np.float64] | None,
     grad: NDArray[np.float64] | None,
-    scratch: _Scratch,
+    scratch: Scratch,
     divisor: float,
 ) -> None:
     r"""Fill ``loss`` and ``grad`` (when given) for one block, in the operands' float type.
@@ -263,65 +199,6 @@ def _bce_loss_at_infinite_logits(loss, u, p, big_p, w) -> None:
     loss[infinite] = limit
 
 
-def _element_blocks(
-    inputs: list[NDArray | None],
-    outputs: list[NDArray | None],
-    shape: tuple[int, ...],
-    scratch: _Scratch,
-    work: np.dtype,
-) -> Iterator[tuple[list[NDArray | None], list[NDArray | None]]]:
-    """The operands a block at a time as arrays of type ``work``, and blocks for the outputs.
-
-    ``None`` stays ``None``. Each output block is written back to its array (rounded to its
-    type, if that differs from ``work``) when the loop asks for the next block. Operands of the
-    logits' shape in C order are sliced (and converted, if their type is not ``work``); any
-    other broadcast goes through ``np.nditer``.
-    """
-    present_in = [x for x in inputs if x is not None]
-    present_out = [x for x in outputs if x is not None]
-    size = int(np.prod(shape))
-    lanes = max(1, min(_BLOCK * 8 // work.itemsize, size))
-
-    def place(items, blocks):
-        blocks = iter(blocks)
-        return [None if x is None else next(blocks) for x in items]
-
-    if all(x.shape == shape and x.flags.c_contiguous for x in present_in + present_out):
-        flat_in = [x.reshape(-1) for x in present_in]
-        flat_out = [x.reshape(-1) for x in present_out]
-        buffers = [
-            None if x.dtype == work else scratch(f"convert{i}", lanes, work)
-            for i, x in enumerate(flat_in + flat_out)
-        ]
-        for start in range(0, size, lanes):
-            stop = min(size, start + lanes)
-            blocks = []
-            for x, buffer in zip(flat_in + flat_out, buffers, strict=True):
-                if buffer is None:
-                    blocks.append(x[start:stop])
-                else:
-                    blocks.append(buffer[: stop - start])
-            for x, block in zip(flat_in, blocks, strict=False):
-                if x.dtype != work:
-                    np.copyto(block, x[start:stop])
-            yield place(inputs, blocks[: len(flat_in)]), place(outputs, blocks[len(flat_in) :])
-            for x, block in zip(flat_out, blocks[len(flat_in) :], strict=True):
-                if x.dtype != work:
-                    np.copyto(x[start:stop], block, casting="same_kind")
-        return
-    it = np.nditer(
-        present_in + present_out,
-        flags=["external_loop", "buffered", "zerosize_ok"],
-        op_flags=[["readonly"]] * len(present_in) + [["writeonly"]] * len(present_out),
-        op_dtypes=[work] * (len(present_in) + len(present_out)),
-        casting="same_kind",
-        buffersize=min(lanes, _NDITER_BLOCK[work]),
-    )
-    with it:
-        for ops in it:
-            yield place(inputs, ops[: len(present_in)]), place(outputs, ops[len(present_in) :])
-
-
 def _bce(
     logits: ArrayLike,
     targets: ArrayLike,
@@ -342,8 +219,8 @@ def _bce(
     if reduction == "mean" and u.size == 0:
         raise ValueError('logits is empty, so reduction="mean" is undefined')
     dtype = np.result_type(*(x for x in (u, p, w, pw) if x is not None))
-    lanes = max(1, min(_BLOCK, u.size))
-    scratch = _Scratch(lanes)
+    lanes = max(1, min(BLOCK, u.size))
+    scratch = Scratch(lanes)
     divisor = float(u.size) if reduction == "mean" else 1.0
     losses = grad_out = None
     # The loss is computed in float64 whatever the input type: the reduction adds float64
@@ -355,7 +232,7 @@ def _bce(
     if loss:
         # The kernel's e, k and s are free between blocks: the reduction borrows them.
         work = [scratch(name, lanes) for name in ("e", "k", "s")]
-        losses = _Reduction(reduction, u.shape, dtype, lanes, work)
+        losses = LossReduction(reduction, u.shape, dtype, lanes, work)
     if grad:
         grad_out = np.empty(u.shape, dtype)
     if grad and dtype == np.float64:
@@ -372,8 +249,8 @@ def _bce(
     with np.errstate(over="ignore", invalid="ignore", under="ignore"):
         for work_type, reduce_to, grad_to in passes:
             if work_type != np.float64:  # float32 work takes blocks twice as long
-                scratch = _Scratch(max(1, min(_BLOCK * 8 // work_type.itemsize, u.size)))
-            blocks = _element_blocks(
+                scratch = Scratch(max(1, min(BLOCK * 8 // work_type.itemsize, u.size)))
+            blocks = element_blocks(
                 [u, p, w, pw], [reduce_to.out if reduce_to else None, grad_to], u.shape,
                 scratch, work_type,
             )
@@ -628,7 +505,7 @@ def _softmax_kernel(
     t: _RowTargets,
     loss: NDArray[np.float64] | None,
     grad: NDArray | None,
-    scratch: _Scratch,
+    scratch: Scratch,
     divisor: float,
     work: np.dtype,
 ) -> None:
@@ -772,7 +649,7 @@ def _softmax_kernel(
 _EXP32_NORMAL = -87.0
 
 
-def _split_rows(z, t: _RowTargets, loss, grad, scratch: _Scratch, divisor: float, wide) -> None:
+def _split_rows(z, t: _RowTargets, loss, grad, scratch: Scratch, divisor: float, wide) -> None:
     """Run the softmax kernel on the rows marked ``wide`` in float64, on the others in float32."""
     for rows, work in ((~wide, np.dtype(np.float32)), (wide, np.dtype(np.float64))):
         picked = np.flatnonzero(rows)
@@ -909,9 +786,9 @@ def _softmax_divisor(
         target_weight = class_weight[t.index]
         if t.keep is not None:
             target_weight *= t.keep
-        total = CompensatedSum(min(_BLOCK, count))
-        for start in range(0, count, _BLOCK):
-            total.add(target_weight[start : start + _BLOCK])
+        total = CompensatedSum(min(BLOCK, count))
+        for start in range(0, count, BLOCK):
+            total.add(target_weight[start : start + BLOCK])
         divisor = total.value()
     else:
         divisor = float(count if t.keep is None else np.count_nonzero(t.keep))
@@ -991,9 +868,9 @@ def _softmax_ce(
         spread = np.full(classes, eps / classes) if w is None else class_weight * (eps / classes)
     step = max(1, _ROWS_BLOCK // classes)
     lanes = max(1, min(step, rows.count))
-    scratch = _Scratch(lanes * classes)
-    work = [_Scratch(lanes)(name, lanes) for name in ("sum0", "sum1", "sum2")]
-    losses = _Reduction(reduction, rows.lead, dtype, lanes, work) if loss else None
+    scratch = Scratch(lanes * classes)
+    work = [Scratch(lanes)(name, lanes) for name in ("sum0", "sum1", "sum2")]
+    losses = LossReduction(reduction, rows.lead, dtype, lanes, work) if loss else None
     # Row losses go straight into a float64 "none" output, else through a float64 buffer.
     loss_rows = losses.out.reshape(rows.count) if losses and losses.out is not None else None
     direct = loss_rows is not None and loss_rows.dtype == np.float64
