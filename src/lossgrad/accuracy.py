@@ -20,12 +20,15 @@ __all__ = [
     "bce_references",
     "exact_bce",
     "exact_bce_grad",
+    "exact_focal",
+    "exact_focal_grad",
     "exact_log_softmax",
     "exact_logit",
     "exact_logsumexp",
     "exact_sigmoid",
     "exact_softmax_cross_entropy",
     "exact_softplus",
+    "focal_condition",
     "softmax_cross_entropy_condition",
     "ulp_error",
     "ulps",
@@ -469,3 +472,80 @@ def bce_hard_points_float32(n: int, seed: int = 0) -> tuple[NDArray, NDArray]:
     near_p = (1 + shift) / (1 + np.exp(-near_u))
     u, p = np.concatenate([u, near_u]), np.concatenate([p, near_p])
     return u.astype(np.float32), p.astype(np.float32)
+
+
+def exact_focal(u: float, y: float, alpha: float | None = 0.25, gamma: float = 2.0) -> mpmath.mpf:
+    r"""Sigmoid focal loss at 50 digits, from its definition.
+
+    Used by the focal loss's tests and ``benchmarks/accuracy.py``.
+
+    .. math::
+
+        \alpha_t\,(1 - p_t)^\gamma\,\bigl(y \log(1 + e^{-u}) + (1 - y)\log(1 + e^{u})\bigr),
+        \quad 1 - p_t = \frac{(1 - y) + y e^{-u}}{1 + e^{-u}}
+
+    (:math:`1 - p_t` written over one denominator, which does not cancel; the denominator in
+    the form that does not overflow for :math:`u < 0`). ``alpha=None`` means no weighting.
+
+    Examples
+    --------
+    >>> import mpmath
+    >>> from lossgrad.accuracy import exact_focal
+    >>> mpmath.nstr(exact_focal(40.0, 1.0), 6)
+    '1.91691e-53'
+    """
+    with mpmath.workdps(_digits()):
+        u, y = _point(u, y)
+        e = mpmath.exp(-abs(u))
+        large, small = 1 / (1 + e), e / (1 + e)  # sigma(|u|), sigma(-|u|)
+        up, down = (large, small) if u >= 0 else (small, large)  # sigma(u), sigma(-u)
+        m = (1 - y) * up + y * down
+        ce = y * mpmath.log1p(mpmath.exp(-u)) + (1 - y) * mpmath.log1p(mpmath.exp(u))
+        weight = 1 if alpha is None else alpha * y + (1 - alpha) * (1 - y)
+        return +(weight * m ** _mp(gamma) * ce)
+
+
+def exact_focal_grad(
+    u: float, y: float, alpha: float | None = 0.25, gamma: float = 2.0, order: int = 1
+) -> mpmath.mpf:
+    r"""The derivative of :func:`exact_focal` with respect to :math:`u`, by ``mpmath.diff``.
+
+    Used by the focal loss's tests and ``benchmarks/accuracy.py``. Numerical differentiation
+    at raised precision: it does not use the derivative's formula, so it checks that formula
+    too. ``order=2`` gives the second derivative (for the gradient's condition number).
+
+    Examples
+    --------
+    >>> import mpmath
+    >>> from lossgrad.accuracy import exact_focal_grad
+    >>> mpmath.nstr(exact_focal_grad(0.0, 1.0, alpha=None, gamma=0.0), 10)
+    '-0.5'
+    """
+    with mpmath.workdps(_digits()):
+        u, y = _point(u, y)
+        return +mpmath.diff(lambda t: exact_focal(t, y, alpha, gamma), u, order)
+
+
+def focal_condition(
+    u: float, y: float, alpha: float | None = 0.25, gamma: float = 2.0, order: int = 0
+) -> float:
+    r"""Relative condition number of the focal loss (``order=0``) or its derivative (``1``).
+
+    Used by the focal loss's tests and ``benchmarks/accuracy.py``.
+    :math:`\kappa = |u f'(u) / f(u)|` for :math:`f` the loss or its derivative; 0 where
+    :math:`f(u) = 0`.
+
+    Examples
+    --------
+    >>> from lossgrad.accuracy import focal_condition
+    >>> round(focal_condition(2.0, 1.0, gamma=0.0), 3)
+    1.878
+    """
+    with mpmath.workdps(_digits()):
+        f = exact_focal(u, y, alpha, gamma) if order == 0 else exact_focal_grad(
+            u, y, alpha, gamma, order
+        )
+        if f == 0:
+            return 0.0
+        return float(abs(_mp(u) * exact_focal_grad(u, y, alpha, gamma, order + 1) / f))
+
