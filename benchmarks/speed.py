@@ -5,9 +5,10 @@ Usage: python benchmarks/speed.py [--repeats 5] [--size 10000000]      (about th
 Every function (loss, gradient, both), reduction ("none", "mean", "sum") and option (weights,
 pos_weight, class weights, label smoothing, ignore_index, index and probability targets), in
 float64 and float32, is timed against the naive NumPy formula for the same quantity, in the same
-run. The naive formulas are the ones of issue 8: ``np.logaddexp(0, u) - p*u`` and
-``expit(u) - p`` for the binary loss, the max-shifted log-sum-exp and ``exp(z - lse)`` for
-softmax, each with its option written the obvious way, then ``np.mean`` or ``np.sum``.
+run; the sigmoid focal loss against torchvision's formula. The naive formulas are the ones of
+issue 8: ``np.logaddexp(0, u) - p*u`` and ``expit(u) - p`` for the binary loss, the max-shifted
+log-sum-exp and ``exp(z - lse)`` for softmax, each with its option written the obvious way, then
+``np.mean`` or ``np.sum``.
 
 Times are CPU time of the calling thread (``time.thread_time``: the machine is shared, and time
 spent waiting for a core is not the code's), interleaved: each repeat runs the naive formula
@@ -34,6 +35,7 @@ import numpy as np
 from scipy import special
 
 import lossgrad as lg
+from lossgrad.focal import sigmoid_focal_loss, sigmoid_focal_loss_and_grad, sigmoid_focal_loss_grad
 
 REDUCTIONS = ("none", "mean", "sum")
 FUNCTIONS = ("loss", "grad", "loss+grad")
@@ -153,6 +155,50 @@ def divisor(t, weight, ignore):
 def lossgrad_softmax(function, reduction, z, t, weight=None, label_smoothing=0.0):
     return call_lossgrad(SOFTMAX, function, z, t, weight=weight,
                          label_smoothing=label_smoothing, reduction=reduction)
+
+
+# Sigmoid focal loss: torchvision's formula in NumPy, and the gradient as written by hand.
+
+
+def naive_focal(function, reduction, u, y, alpha=0.25, gamma=2.0):
+    p = special.expit(u)
+    ce = np.logaddexp(0, u) - y * u
+    m = 1 - (p * y + (1 - p) * (1 - y))
+    weight = 1.0 if alpha is None else alpha * y + (1 - alpha) * (1 - y)
+    results = []
+    if function in ("loss", "loss+grad"):
+        results.append(reduce(weight * ce * m**gamma, reduction))
+    if function in ("grad", "loss+grad"):
+        slope = (1 - 2 * y) * p * (1 - p)  # d(1 - p_t)/du
+        grad = weight * (gamma * m ** (gamma - 1) * slope * ce + m**gamma * (p - y))
+        if reduction == "mean":
+            grad = grad / u.size
+        results.append(grad)
+    return results
+
+
+FOCAL = (sigmoid_focal_loss, sigmoid_focal_loss_grad, sigmoid_focal_loss_and_grad)
+
+
+def lossgrad_focal(function, reduction, u, y, alpha=0.25, gamma=2.0):
+    return call_lossgrad(FOCAL, function, u, y, alpha=alpha, gamma=gamma, reduction=reduction)
+
+
+def focal_cases(u, y_hard, y_soft) -> dict:
+    options = {
+        "hard targets (alpha 0.25, gamma 2: the defaults)": (y_hard, {}),
+        "soft targets": (y_soft, {}),
+        "gamma 0.5, no alpha": (y_hard, {"alpha": None, "gamma": 0.5}),
+    }
+    cases = {}
+    for function in FUNCTIONS:
+        for label, (targets, extra) in options.items():
+            cases[(function, label)] = (
+                lambda r, f=function, tg=targets, e=extra: lossgrad_focal(f, r, u, tg, **e),
+                lambda r, f=function, tg=targets, e=extra: naive_focal(f, r, u, tg, **e),
+                [u, targets],
+            )
+    return cases
 
 
 # Measuring.
@@ -297,6 +343,17 @@ def main() -> None:
         class_weight = rng.uniform(0.5, 2, size=1000).astype(dtype)
         table(f"softmax, {np.dtype(dtype).name}", softmax_cases(z, t, t_ignored, y, class_weight),
               args.repeats, worst)
+    print("## Sigmoid focal loss\n")
+    print("Against torchvision's formula (and its gradient written out by hand), in NumPy; the "
+          "hand-written gradient warns and gives NaN where 1 - p_t rounds to 0, which the "
+          "timing lets pass.\n")
+    for dtype in (np.float64, np.float32):
+        u = (4.0 * rng.standard_normal(args.size)).astype(dtype)
+        y_hard = rng.integers(0, 2, size=args.size).astype(dtype)
+        y_soft = rng.uniform(size=args.size).astype(dtype)
+        with np.errstate(all="ignore"):
+            table(f"focal, {np.dtype(dtype).name}", focal_cases(u, y_hard, y_soft),
+                  args.repeats, worst)
     worst.sort(reverse=True)
     above = [w for w in worst if w[0] > 1.0]
     print(f"## Summary\n\n{len(worst)} configurations; {len(above)} with a median ratio above "

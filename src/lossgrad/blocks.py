@@ -105,9 +105,11 @@ def element_blocks(
     shape: tuple[int, ...],
     scratch: Scratch,
     work: np.dtype,
+    block_size: int = BLOCK,
 ) -> Iterator[tuple[list[NDArray | None], list[NDArray | None]]]:
     """The operands a block at a time as arrays of type ``work``, and blocks for the outputs.
 
+    A block holds ``block_size`` elements of float64 work, or as many bytes of another type.
     ``None`` stays ``None``. Each output block is written back to its array (rounded to its
     type, if that differs from ``work``) when the loop asks for the next block. Operands of the
     logits' shape in C order are sliced (and converted, if their type is not ``work``); any
@@ -116,7 +118,7 @@ def element_blocks(
     present_in = [x for x in inputs if x is not None]
     present_out = [x for x in outputs if x is not None]
     size = int(np.prod(shape))
-    lanes = max(1, min(BLOCK * 8 // work.itemsize, size))
+    lanes = max(1, min(block_size * 8 // work.itemsize, size))
 
     def place(items, blocks):
         blocks = iter(blocks)

@@ -40,8 +40,10 @@ __all__ = ["sigmoid_focal_loss", "sigmoid_focal_loss_and_grad", "sigmoid_focal_l
 #: then a neighbour of 1/2, and the difference of two such numbers would lose its digits (the
 #: same choice as the binary cross-entropy's gradient; see "Floating point").
 _CENTRAL = 1.0
-#: The smallest normal float64: 1 - p_t is divided by at most this much less than itself.
+#: The smallest normal float64, which stands in for a 1 - p_t that underflowed to 0.
 _TINY = np.finfo(np.float64).tiny
+#: The sign bit of a float64, as an int64: OR-ing it in gives -|u|, AND-ing it out the sign.
+_SIGN_BIT = np.int64(-(2**63))
 
 
 def _alpha(value: object) -> float | None:
@@ -89,66 +91,82 @@ def _focal_kernel(
     with :math:`m = 1 - p_t` and :math:`\alpha_t = \alpha y + (1 - \alpha)(1 - y)`.
     """
     n = len(u)
-    a = np.abs(u, out=scratch("a", n))
-    positive = np.greater_equal(u, 0.0, out=scratch("positive", n, np.bool_))
-    e = np.exp(np.negative(a, out=scratch("e", n)), out=scratch("e", n))  # e^-|u| <= 1
-    big = np.add(e, 1.0, out=scratch("big", n))
-    np.divide(1.0, big, out=big)  # sigma(|u|)
-    small = np.multiply(e, big, out=scratch("small", n))  # sigma(-|u|)
-    q = np.subtract(1.0, y, out=scratch("q", n))
-    # c: the coefficient of sigma(|u|) in m (and of |u| in ce); the other's is 1 - c.
-    c = scratch("c", n)
-    np.copyto(c, y)
-    np.copyto(c, q, where=positive)
-    d = scratch("d", n)
-    np.copyto(d, q)
-    np.copyto(d, y, where=positive)
+    na = scratch("na", n)
+    np.bitwise_or(u.view(np.int64), _SIGN_BIT, out=na.view(np.int64))  # -|u|
+    # Logits beyond 700 in size: sigma(-|u|) may underflow, and 1 - p_t with it, or be infinite.
+    extreme = not na.min() >= -700.0  # (also true for NaN, which then goes its own way)
+    e = np.exp(na, out=scratch("e", n))  # e^-|u| <= 1: never overflows
+    # c = 1 - y where u >= 0, y where u < 0: the coefficient of sigma(|u|) in 1 - p_t and of
+    # |u| in ce; d = 1 - c that of sigma(-|u|). (1 - 2y is exact for y >= 1/4; below, c and d
+    # are within an ulp or so of 1 - y and y.)
+    r = np.multiply(y, -2.0, out=scratch("r", n))
+    r += 1.0
+    c = np.greater_equal(u, 0.0, out=scratch("c", n))
+    c *= r
+    c += y
+    d = np.subtract(1.0, c, out=scratch("d", n))
+    small = np.add(e, 1.0, out=scratch("small", n))
+    big = np.divide(1.0, small, out=scratch("big", n))  # sigma(|u|)
+    np.divide(e, small, out=small)  # sigma(-|u|), by a quotient: e times big rounds once more
     m = np.multiply(c, big, out=scratch("m", n))
-    m += np.multiply(d, small, out=d)  # 1 - p_t, a sum of two non-negative terms
-    ce = np.multiply(a, c, out=scratch("ce", n))
-    infinite = not a.max() < np.inf  # (or NaN, which then goes its own way)
-    if infinite:
-        ce[np.isinf(a) & (c == 0)] = 0.0  # the limit of |u|·c with c = 0
-    ce += np.log1p(e, out=e)  # e is free from here
-    if gamma == 0.0:
-        weight = np.ones_like(m) if alpha is None else None
-    elif gamma == 1.0:
-        weight = m.copy() if alpha is None else None
+    m += np.multiply(d, small, out=d)  # 1 - p_t: a sum of two non-negative terms
+    ce = np.multiply(na, c, out=scratch("ce", n))  # -|u| c
+    if extreme:
+        ce[np.isinf(na) & (c == 0)] = 0.0  # the limit of |u| c with c = 0
+    np.subtract(np.log1p(e, out=e), ce, out=ce)  # two non-negative terms; e is free from here
+    weight = None  # None stands for 1
+    if gamma == 1.0:
+        weight = scratch("weight", n)
+        np.copyto(weight, m)
     elif gamma == 2.0:
         weight = np.square(m, out=scratch("weight", n))
-    else:
+    elif gamma != 0.0:
         weight = np.power(m, gamma, out=scratch("weight", n))
     if alpha is not None:
-        alpha_t = np.multiply(q, 1.0 - alpha, out=scratch("alpha_t", n))
-        alpha_t += np.multiply(y, alpha, out=d)
-        if gamma in (0.0, 1.0):
-            weight = alpha_t if gamma == 0.0 else np.multiply(alpha_t, m, out=alpha_t)
-        else:
-            weight *= alpha_t
+        # alpha y + (1 - alpha)(1 - y), written with one product of y.
+        alpha_t = np.multiply(y, 2.0 * alpha - 1.0, out=d)  # d is free from here
+        alpha_t += 1.0 - alpha
+        weight = alpha_t if weight is None else np.multiply(weight, alpha_t, out=weight)
     if loss is not None:
-        np.multiply(weight, ce, out=loss)
+        if weight is None:
+            np.copyto(loss, ce)
+        else:
+            np.multiply(weight, ce, out=loss)
     if grad is None:
         return
-    # sigma(u) - y = ±(c - sigma(-|u|)), exact in c where it matters; near 0, the tanh form.
-    g = np.subtract(c, small, out=d)
-    np.negative(g, out=g, where=~positive)
-    centre = np.flatnonzero(a <= _CENTRAL)
+    # sigma(u) - y = ±(c - sigma(-|u|)), minus for u < 0: exact in c where it matters.
+    g = np.subtract(c, small, out=grad)
+    sign = e.view(np.int64)  # e is free
+    np.bitwise_and(u.view(np.int64), _SIGN_BIT, out=sign)
+    np.bitwise_xor(g.view(np.int64), sign, out=g.view(np.int64))
+    # Near u = 0 with a soft target, sigma(u) is a neighbour of 1/2 and the difference loses
+    # its digits: there tanh(u/2)/2 + (1/2 - y). (A hard target is 1/4 or more away.)
+    centre = np.flatnonzero(np.greater_equal(na, -_CENTRAL, out=scratch("near", n, np.bool_)))
     if centre.size:
-        g[centre] = 0.5 * np.tanh(0.5 * u[centre]) + (0.5 - y[centre])
+        yc = y[centre]
+        soft = np.flatnonzero((yc > 0.0) & (yc < 1.0))
+        if soft.size:
+            centre = centre[soft]
+            g[centre] = 0.5 * np.tanh(0.5 * u[centre]) + (0.5 - yc[soft])
     if gamma != 0.0:
-        # gamma · ce · (1 - 2y) sigma(u) sigma(-u) / m: m' / m is bounded even where m
-        # underflows (there sigma(-|u|) does too, and the term is 0 as its limit is).
+        # gamma ce (1 - 2y) sigma(u) sigma(-u) / (1 - p_t): the ratio (1 - p_t)' / (1 - p_t)
+        # is bounded even where 1 - p_t underflows (sigma(-|u|) then does too, and the term's
+        # limit is 0).
         term = np.multiply(big, small, out=big)
-        np.multiply(term, np.subtract(1.0, 2.0 * y, out=small), out=term)
-        np.divide(term, np.maximum(m, _TINY, out=m), out=term)
+        term *= r
+        if extreme:
+            np.maximum(m, _TINY, out=m)
+        term /= m
         term *= ce
-        if infinite:
-            term[np.isinf(a)] = 0.0  # its limit: ce grows like |u|, m'/m falls like e^-|u|
-        term *= gamma
+        if extreme:
+            term[np.isinf(na)] = 0.0  # its limit: ce grows like |u|, the ratio falls like e^-|u|
+        if gamma != 1.0:
+            term *= gamma
         g += term
-    np.multiply(weight, g, out=grad)
+    if weight is not None:
+        g *= weight
     if divisor != 1.0:
-        grad /= divisor
+        g /= divisor
 
 
 def _focal(
@@ -170,7 +188,11 @@ def _focal(
     if reduction == "mean" and u.size == 0:
         raise ValueError('logits is empty, so reduction="mean" is undefined')
     dtype = np.result_type(u, y)
-    lanes = max(1, min(BLOCK, u.size))
+    # Half the binary losses' block: the kernel keeps about a dozen work arrays, and at the
+    # full block they would take more than a tenth of the inputs' memory for a float32 call
+    # on ten million logits (measured by benchmarks/speed.py).
+    block_size = BLOCK // 2
+    lanes = max(1, min(block_size, u.size))
     scratch = Scratch(lanes)
     divisor = float(u.size) if reduction == "mean" else 1.0
     losses = None
@@ -183,7 +205,7 @@ def _focal(
     with np.errstate(under="ignore", invalid="ignore", over="ignore"):
         blocks = element_blocks(
             [u, y], [losses.out if losses else None, grad_out], u.shape, scratch,
-            np.dtype(np.float64),
+            np.dtype(np.float64), block_size,
         )
         for (ub, yb), (loss_block, grad_block) in blocks:
             validation.in_unit_interval(yb, "targets")
