@@ -57,6 +57,7 @@ def test_descent_path_rejects_bad_settings(step, iterations):
         lambda: figures.logit_plane_figure(((1.0, 0.0, 0.0), (0.6, 0.3, 0.1)), third=0.0),
         figures.simplex_descent_figure,
         figures.gradient_norm_figure,
+        figures.log_partition_figure,
     ],
 )
 def test_every_figure_renders_with_labelled_axes(make):
@@ -66,3 +67,20 @@ def test_every_figure_renders_with_labelled_axes(make):
         if ax.axison and ax.get_label() != "<colorbar>":
             assert ax.get_xlabel() or ax.get_ylabel() or ax.get_title(), ax
     plt.close(fig)
+
+
+@pytest.mark.parametrize("family", sorted(figures.LOG_PARTITIONS))
+def test_each_log_partition_slope_is_the_plotted_mean(family):
+    # The mean drawn on the right is the derivative of A on the left, by mpmath's own
+    # differentiation of the same A written with mpmath's functions.
+    import mpmath
+
+    _, a, mean, _ = figures.LOG_PARTITIONS[family]
+    exact = {
+        "Bernoulli": lambda x: mpmath.log1p(mpmath.exp(x)),
+        "Poisson": mpmath.exp,
+        "Gaussian, unit variance": lambda x: x**2 / 2,
+    }[family]
+    for x in np.linspace(-3.0, 1.5, 10):
+        assert a(np.float64(x)) == pytest.approx(float(exact(x)), rel=1e-14)
+        assert mean(np.float64(x)) == pytest.approx(float(mpmath.diff(exact, x)), rel=1e-12)

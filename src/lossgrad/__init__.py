@@ -7,7 +7,10 @@ in :mod:`lossgrad.symbolic`, the step-checked derivations of the book in
 errors in ULPs in :mod:`lossgrad.accuracy`, and the plot style and the book's figures in
 :mod:`lossgrad.plotstyle`, :mod:`lossgrad.figures`, :mod:`lossgrad.simplex` and
 :mod:`lossgrad.descent`. Argument checks are in :mod:`lossgrad.validation` and the accurate
-reductions in :mod:`lossgrad.summation`.
+reductions in :mod:`lossgrad.summation`. Logistic and softmax regression (the losses, gradients
+and Hessians in the weights, and Newton and gradient-descent fits) are in
+:mod:`lossgrad.regression`, and a two-layer network with its gradients by backpropagation in
+:mod:`lossgrad.network`.
 
 The vocabulary, followed by every function:
 

@@ -21,11 +21,13 @@ from lossgrad.simplex import draw_simplex, to_ternary
 
 __all__ = [
     "BCE_METHODS",
+    "LOG_PARTITIONS",
     "bce_figure",
     "bce_ulp_errors",
     "derivative_step_errors",
     "derivative_step_figure",
     "gradient_norm_figure",
+    "log_partition_figure",
     "logit_plane_figure",
     "sigmoid_figure",
     "simplex_descent_figure",
@@ -376,4 +378,47 @@ def derivative_step_figure(u: float = 2.0, p: float = 0.3) -> Figure:
     ax.set(xscale="log", yscale="log", xlabel="step $h$", ylabel="relative error of $L'(u)$",
            ylim=(floor / 2, 10), title=f"$u = {u:g}$, $p = {p:g}$")
     ax.legend(loc="upper right")
+    return fig
+
+
+# Part IV: "Where cross-entropy comes from".
+
+#: The log-partition functions :math:`A(\eta)` of three one-parameter exponential families with
+#: :math:`T(t) = t`, and their derivatives, the means :math:`A'(\eta) = \mathbb{E}[t]`.
+LOG_PARTITIONS = {
+    "Bernoulli": (r"$\operatorname{softplus}(\eta)$", lambda eta: np.logaddexp(0.0, eta), sigmoid,
+                  r"$\sigma(\eta)$"),
+    "Poisson": (r"$e^{\eta}$", np.exp, np.exp, r"$e^{\eta}$"),
+    "Gaussian, unit variance": (r"$\eta^2/2$", lambda eta: eta**2 / 2, lambda eta: eta,
+                                r"$\eta$"),
+}
+
+
+def log_partition_figure(low: float = -3.0, high: float = 1.5) -> Figure:
+    """Log-partition functions and their derivatives, the means ("Where cross-entropy comes from").
+
+    Left: :math:`A(\\eta)` of the Bernoulli, Poisson and unit-variance Gaussian families
+    (:data:`LOG_PARTITIONS`); right: :math:`A'(\\eta)`, the mean of the observation.
+
+    Examples
+    --------
+    >>> from lossgrad.figures import log_partition_figure
+    >>> [ax.get_xlabel() for ax in log_partition_figure().axes]
+    ['natural parameter $\\\\eta$', 'natural parameter $\\\\eta$']
+    """
+    use()
+    eta = np.linspace(low, high, 401)
+    fig, (left, right) = plt.subplots(1, 2, sharex=True)
+    for name, (a_name, a, mean, mean_name) in LOG_PARTITIONS.items():
+        (line,) = left.plot(eta, a(eta), label=f"{name}: {a_name}")
+        right.plot(eta, mean(eta), color=line.get_color(), linestyle=line.get_linestyle(),
+                   label=f"{name}: {mean_name}")
+    for ax in (left, right):
+        ax.axhline(0, color=PALETTE["black"], linewidth=0.8)
+    left.set(xlabel=r"natural parameter $\eta$", ylabel=r"log-partition $A(\eta)$",
+             title="Log-partition functions")
+    right.set(xlabel=r"natural parameter $\eta$", ylabel=r"mean $A'(\eta) = \mathbb{E}[t]$",
+              title="Their slopes: the means")
+    left.legend(loc="upper center")
+    right.legend(loc="upper left")
     return fig
