@@ -89,4 +89,4 @@ __all__ = [
     "softmax_cross_entropy_grad",
     "softplus",
 ]
-__version__ = "0.1.0"
+__version__ = "0.2.0"
