@@ -6,6 +6,10 @@ design, so the complex step needs a loss of its own, built from analytic operati
 a per-example chain rule written with loops.
 """
 
+import warnings
+from fractions import Fraction
+from types import MappingProxyType
+
 import numpy as np
 import pytest
 
@@ -224,3 +228,204 @@ def test_overflow_of_finite_input_is_an_error_not_nan():
     params["W1"] = params["W1"] * 1e300
     with pytest.raises(ValueError, match="overflow"):
         two_layer_loss_and_grad(params, x * 1e10, t, activation="relu")
+
+
+def tiny_network_gradient_by_sympy(params, features, labels, activation):
+    """The gradient of a tiny network's loss, differentiated symbolically by sympy."""
+    import sympy as sp
+
+    symbols = {key: sp.Matrix(*np.atleast_2d(value).shape,
+                              lambda i, j, key=key: sp.Symbol(f"{key}_{i}_{j}"))
+               for key, value in params.items()}
+    phi = sp.tanh if activation == "tanh" else (lambda a: sp.Max(a, 0))
+    loss = 0
+    for row, label in zip(features, labels, strict=True):
+        a = symbols["W1"] * sp.Matrix(row) + symbols["b1"].T
+        h = a.applyfunc(phi)
+        z = symbols["W2"] * h + symbols["b2"].T
+        loss += sp.log(sum(sp.exp(zk) for zk in z)) - z[int(label)]
+    loss = loss / len(labels)
+    values = {symbol: float(np.atleast_2d(params[key])[symbol_index])
+              for key, matrix in symbols.items()
+              for symbol_index, symbol in np.ndenumerate(np.array(matrix.tolist(), dtype=object))}
+    return {key: np.array([[float(sp.diff(loss, s).subs(values)) for s in line]
+                           for line in matrix.tolist()]).reshape(params[key].shape)
+            for key, matrix in symbols.items()}
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_backprop_matches_sympy_on_a_tiny_network(activation):
+    rng = np.random.default_rng(11)
+    params = {"W1": rng.normal(size=(2, 2)), "b1": rng.normal(size=2),
+              "W2": rng.normal(size=(2, 2)), "b2": rng.normal(size=2)}
+    features, labels = rng.normal(size=(3, 2)), np.array([0, 1, 1])
+    _, grads = two_layer_loss_and_grad(params, features, labels, activation=activation)
+    expected = tiny_network_gradient_by_sympy(params, features, labels, activation)
+    for key in PARAMETER_NAMES:
+        np.testing.assert_allclose(grads[key], expected[key], rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize(("n", "d", "h", "k"), [(1, 3, 2, 2), (5, 1, 1, 4), (9, 2, 6, 1)])
+def test_backprop_matches_central_differences_at_random_points_and_shapes(seed, n, d, h, k):
+    rng = np.random.default_rng(seed)
+    params = {"W1": rng.normal(size=(h, d)), "b1": rng.normal(size=h),
+              "W2": rng.normal(size=(k, h)), "b2": rng.normal(size=k)}
+    x, t = rng.normal(size=(n, d)) * 2, rng.dirichlet(np.ones(k), size=n)
+    _, grads = two_layer_loss_and_grad(params, x, t, l2=0.05)
+    for key in PARAMETER_NAMES:
+        error = check_gradient(
+            lambda v, key=key: two_layer_loss(with_block(params, key, v), x, t, l2=0.05),
+            grads[key], params[key])
+        assert error < 1e-6, (key, error)
+
+
+def test_an_overflow_at_the_starting_point_is_blamed_on_the_input_not_the_step_size():
+    # Only the last row overflows, and the first mini-batch does not contain it.
+    params, x, t = problem(activation="relu")
+    x[-1] = 1e308
+    with pytest.raises(ValueError, match="standardise the features"):
+        two_layer_gradient_descent(params, x, t, step_size=0.1, epochs=1, batch_size=2,
+                                   rng=np.random.default_rng(0), activation="relu")
+
+
+def test_no_function_modifies_its_arguments():
+    params, x, t = problem(soft=True)
+    saved = ({key: value.copy() for key, value in params.items()}, x.copy(), t.copy())
+    two_layer_forward(params, x)
+    two_layer_predict(params, x)
+    two_layer_loss(params, x, t, l2=0.1)
+    _, grads = two_layer_loss_and_grad(params, x, t, l2=0.1)
+    run = two_layer_gradient_descent(params, x, t, step_size=0.1, epochs=2, batch_size=3, rng=0)
+    assert list(params) == list(saved[0])
+    for key in PARAMETER_NAMES:
+        np.testing.assert_array_equal(params[key], saved[0][key])
+        assert not np.shares_memory(grads[key], params[key])
+        assert not any(np.shares_memory(step[key], params[key]) for step in run.history)
+    np.testing.assert_array_equal(x, saved[1])
+    np.testing.assert_array_equal(t, saved[2])
+
+
+def test_a_seed_and_a_generator_of_that_seed_train_identically():
+    params, x, t = problem(n=20)
+    runs = [two_layer_gradient_descent(params, x, t, step_size=0.3, epochs=4, batch_size=6,
+                                       rng=rng) for rng in (9, np.random.default_rng(9))]
+    for before, after in zip(runs[0].history, runs[1].history, strict=True):
+        for key in PARAMETER_NAMES:
+            np.testing.assert_array_equal(before[key], after[key])
+    other = two_layer_gradient_descent(params, x, t, step_size=0.3, epochs=4, batch_size=6, rng=10)
+    assert not np.array_equal(other.params["W1"], runs[0].params["W1"])
+
+
+# Found by a second review: each test below failed on the module as first written. -------------
+
+
+def test_huge_finite_weights_never_give_nan_inf_or_a_warning():
+    # With l2 = 0 the penalty was 0 * inf = NaN once the weights' squares overflowed.
+    params, x, t = problem()
+    huge = {key: value * 1e200 for key, value in params.items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loss, _ = two_layer_loss_and_grad(huge, x, t)
+        assert np.isfinite(loss) and loss == two_layer_loss(huge, x, t)
+        # A penalty that is finite although the squared norm alone is not: with W2 = 0 the
+        # logits are b2 alone, so the penalty is the whole difference between the losses.
+        flat = {**params, "W1": params["W1"] * 1e160, "W2": np.zeros_like(params["W2"])}
+        penalty = two_layer_loss(flat, x, t, l2=1e-300) - two_layer_loss(flat, x, t)
+        assert penalty == pytest.approx(0.5 * np.sum(params["W1"] ** 2) * 1e20, rel=1e-12)
+        # A penalty beyond the float range is an error, not inf.
+        with pytest.raises(ValueError, match="overflow"):
+            two_layer_loss(huge, x, t, l2=1.0)
+        with pytest.raises(ValueError, match="overflow"):
+            two_layer_loss(params, x, t, l2=1e308)
+
+
+def test_diverging_gradient_descent_is_an_error_naming_step_size_without_warnings():
+    params, x, t = problem()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        # Once the parameters overflow, the error says why (not "features are too large").
+        for options in ({"step_size": 1e300, "l2": 1.0, "epochs": 10},
+                        {"step_size": 1e10, "activation": "relu", "epochs": 50}):
+            with pytest.raises(ValueError, match=r"diverged in epoch .* step_size"):
+                two_layer_gradient_descent(params, x, t, **options)
+        # A step that saturates tanh without overflowing still gives finite parameters.
+        run = two_layer_gradient_descent(params, x, t, step_size=1e300, epochs=10)
+        assert np.isfinite(two_layer_loss(run.params, x, t))
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "match"),
+    [
+        (lambda p, x, t: (p, x, np.ma.masked_array(t, mask=t == 0)), TypeError, "targets"),
+        (lambda p, x, t: (p, x, np.ma.masked_array(np.eye(3)[t], mask=np.eye(3)[t] == 0)),
+         TypeError, "targets"),
+        (lambda p, x, t: (p, x, t.astype(float)), ValueError, "integer"),
+        (lambda p, x, t: (p, [[1.0, 2.0, 3.0, 4.0], [1.0]], t[:2]), ValueError, "features"),
+        (lambda p, x, t: (p, x, [[1.0, 0.0, 0.0], [1.0]]), ValueError, "targets"),
+        (lambda p, x, t: ({**p, "W1": [[1.0] * 4, [1.0]]}, x, t), ValueError, r'params\["W1"\]'),
+        (lambda p, x, t: ({**p, 1: 0.0}, x, t), ValueError, "exactly the keys"),
+        (lambda p, x, t: ({**p, "W2": np.zeros((0, 5)), "b2": np.zeros(0)}, x, np.zeros((7, 0))),
+         ValueError, r'params\["W2"\]'),
+        (lambda p, x, t: ({**p, "W1": np.zeros((0, 4)), "b1": np.zeros(0),
+                           "W2": np.zeros((3, 0))}, x, t), ValueError, r'params\["W1"\]'),
+        (lambda p, x, t: ({**p, "W1": np.zeros((5, 0))}, np.zeros((7, 0)), t),
+         ValueError, r'params\["W1"\]'),
+    ],
+)
+def test_more_bad_input_is_refused_by_name(change, error, match):
+    params, x, t = change(*problem())
+    with pytest.raises(error, match=match):
+        two_layer_loss_and_grad(params, x, t)
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "match"),
+    [
+        ({"activation": np.array(["tanh", "relu"])}, TypeError, "activation must be a string"),
+        ({"l2": Fraction(-1, 10)}, ValueError, "l2 must be finite and non-negative"),
+    ],
+)
+def test_more_bad_options_are_refused_by_name(options, error, match):
+    params, x, t = problem()
+    with pytest.raises(error, match=match):
+        two_layer_loss_and_grad(params, x, t, **options)
+
+
+def test_seeds_and_fractions_are_checked_by_name():
+    params, x, t = problem()
+    with pytest.raises(ValueError, match="rng"):
+        two_layer_init(2, 2, 2, rng=-1)
+    with pytest.raises(ValueError, match="rng"):
+        two_layer_gradient_descent(params, x, t, step_size=0.1, epochs=1, batch_size=2, rng=-1)
+    with pytest.raises(TypeError, match="rng must be"):  # checked even when not needed
+        two_layer_gradient_descent(params, x, t, step_size=0.1, epochs=1, rng="a")
+    with pytest.raises(ValueError, match="step_size must be positive"):
+        two_layer_gradient_descent(params, x, t, step_size=Fraction(-1, 10), epochs=1)
+    assert two_layer_loss(params, x, t, l2=Fraction(1, 10)) == two_layer_loss(params, x, t, l2=0.1)
+
+
+def test_float32_probability_targets_summing_to_one_in_float32_are_accepted():
+    params, x, _ = problem()
+    t32 = np.random.default_rng(1).dirichlet(np.ones(3), size=7).astype(np.float32)
+    assert not np.allclose(t32.astype(np.float64).sum(axis=1), 1, rtol=0, atol=1e-9)
+    z = two_layer_forward(params, x).logits
+    log_s = z - z.max(axis=1, keepdims=True)
+    log_s -= np.log(np.sum(np.exp(log_s), axis=1, keepdims=True))
+    cross_entropy = np.mean(-np.sum(t32.astype(np.float64) * log_s, axis=1))
+    assert two_layer_loss(params, x, t32) == pytest.approx(cross_entropy, rel=1e-13)
+    with pytest.raises(ValueError, match="summing to 1"):
+        two_layer_loss(params, x, (t32 * 1.001).astype(np.float32))
+
+
+def test_params_may_be_any_mapping():
+    params, x, t = problem()
+    assert two_layer_loss(MappingProxyType(params), x, t) == two_layer_loss(params, x, t)
+
+
+def test_a_loss_beyond_the_float_range_is_an_error_not_inf():
+    params = {"W1": np.eye(2), "b1": np.zeros(2), "W2": np.array([[1.7e308, 0], [-1.7e308, 0]]),
+              "b2": np.zeros(2)}
+    with pytest.raises(ValueError, match="loss overflows"):
+        two_layer_loss(params, np.array([[10.0, 0.0]]), np.array([1]))
+

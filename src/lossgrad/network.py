@@ -15,23 +15,28 @@ logits is :math:`\delta_2 = (s - y)/N` per row, the book's gradient of softmax c
 and every weight gradient follows from it by the chain rule
 (:func:`two_layer_loss_and_grad` states the formulas).
 
-The parameters are a plain ``dict`` of NumPy arrays with the keys ``'W1'`` (shape ``(H, d)``),
-``'b1'`` (``(H,)``), ``'W2'`` (``(K, H)``) and ``'b2'`` (``(K,)``); a batch of features is an
-``(N, d)`` array, one row per example, so that the logits are ``features @ W1.T`` and so on,
-as in :mod:`lossgrad.regression`. Targets are class indices (an integer array of shape
-``(N,)``) or probabilities (a float array of shape ``(N, K)`` whose rows sum to one).
+The parameters are a plain ``dict`` (or any mapping) of NumPy arrays with the keys ``'W1'``
+(shape ``(H, d)``), ``'b1'`` (``(H,)``), ``'W2'`` (``(K, H)``) and ``'b2'`` (``(K,)``), with
+:math:`d, H, K \ge 1`; a batch of features is an ``(N, d)`` array, one row per example, so
+that the hidden units' inputs are ``features @ W1.T + b1``, as in :mod:`lossgrad.regression`.
+Targets are class indices (an integer array of shape ``(N,)``) or probabilities (a float array
+of shape ``(N, K)`` whose rows sum to one, to within a few roundings of their dtype). Arrays
+are float32 or float64 (checked by ``lossgrad.validation``); everything is computed in,
+and returned as, float64. Finite input gives a finite result, or a ``ValueError`` saying what
+overflowed, never NaN, an infinity or a warning.
 """
 
 from __future__ import annotations
 
 import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from lossgrad.losses import softmax_cross_entropy_and_grad
-from lossgrad.validation import float_array
+from lossgrad import validation
+from lossgrad.losses import softmax_cross_entropy, softmax_cross_entropy_and_grad
 
 __all__ = [
     "ACTIVATIONS",
@@ -92,7 +97,7 @@ class TwoLayerTraining:
 
 
 def _count(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be a whole number, got {value!r}")
     if value < 1:
         raise ValueError(f"{name} must be at least 1, got {value}")
@@ -100,38 +105,70 @@ def _count(value: object, name: str) -> int:
 
 
 def _activation(value: object) -> str:
+    # Tested for its type first: comparing an array with the names would be element-wise.
+    if not isinstance(value, str):
+        raise TypeError(f"activation must be a string, one of {ACTIVATIONS}, got {value!r}")
     if value not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {ACTIVATIONS}, got {value!r}")
     return str(value)
 
 
+def _real(value: object, name: str) -> float:
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    return float(value)  # a Fraction or a NumPy scalar, as a float np.isfinite accepts
+
+
 def _l2(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"l2 must be a real number, got {value!r}")
-    if not (np.isfinite(value) and value >= 0):
+    lam = _real(value, "l2")
+    if not (np.isfinite(lam) and lam >= 0):
         raise ValueError(f"l2 must be finite and non-negative, got {value!r}")
-    return float(value)
+    return lam
 
 
-def _finite(x: ArrayLike, name: str, ndim: int) -> NDArray[np.float64]:
-    a = float_array(x, name)
+def _step_size(value: object) -> float:
+    eta = _real(value, "step_size")
+    if not (np.isfinite(eta) and eta > 0):
+        raise ValueError(f"step_size must be positive and finite, got {value!r}")
+    return eta
+
+
+def _array(x: object, name: str) -> NDArray:
+    """``np.asarray(x)``, with a ragged nested list reported under the argument's name."""
+    if isinstance(x, np.ma.MaskedArray):
+        return validation.float_array(x, name)  # the package's message for a dropped mask
+    try:
+        return np.asarray(x)
+    except ValueError as error:
+        raise ValueError(f"{name} is not a rectangular array: {error}") from None
+
+
+def _finite(x: object, name: str, ndim: int) -> NDArray[np.float64]:
+    a = validation.float_array(_array(x, name), name)
     if a.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-dimensional, got shape {a.shape}")
-    if not np.all(np.isfinite(a)):
-        raise ValueError(f"{name} must be finite; found {a[~np.isfinite(a)].flat[0]!r}")
+    finite = np.isfinite(a)
+    if not np.all(finite):
+        raise ValueError(f"{name} must be finite; found {a[~finite].flat[0].item()!r}")
     return a.astype(np.float64, copy=False)
 
 
 def _params(params: object) -> dict[str, NDArray[np.float64]]:
-    """The four arrays, checked for dtype, finiteness and matching shapes."""
-    if not isinstance(params, dict):
+    """The four arrays, checked for dtype, finiteness and matching, non-empty shapes."""
+    if not isinstance(params, Mapping):
         raise TypeError(f"params must be a dict with keys {PARAMETER_NAMES}, got "
                         f"{type(params).__name__}")
     if set(params) != set(PARAMETER_NAMES):
         raise ValueError(f"params must have exactly the keys {PARAMETER_NAMES}, got "
-                         f"{tuple(sorted(params))}")
+                         f"{tuple(sorted(params, key=repr))}")
     ndims = {"W1": 2, "b1": 1, "W2": 2, "b2": 1}
     out = {key: _finite(params[key], f'params["{key}"]', ndims[key]) for key in PARAMETER_NAMES}
+    # An empty layer would make a network with no features, hidden units or classes, which
+    # two_layer_init refuses too.
+    for key in ("W1", "W2"):
+        if 0 in out[key].shape:
+            raise ValueError(f'params["{key}"] must have at least one row and one column, got '
+                             f"shape {out[key].shape}")
     hidden, classes = out["W1"].shape[0], out["W2"].shape[0]
     expected = {"b1": (hidden,), "W2": (classes, hidden), "b2": (classes,)}
     for key, shape in expected.items():
@@ -154,7 +191,7 @@ def _features(features: ArrayLike, params: dict[str, NDArray]) -> NDArray[np.flo
 
 
 def _targets(targets: ArrayLike, rows: int, classes: int) -> NDArray:
-    t = np.asarray(targets)
+    t = _array(targets, "targets")
     if t.dtype == bool or not (np.issubdtype(t.dtype, np.integer)
                                or np.issubdtype(t.dtype, np.floating)):
         raise TypeError(f"targets must be integer class indices or float probabilities, got "
@@ -163,15 +200,22 @@ def _targets(targets: ArrayLike, rows: int, classes: int) -> NDArray:
         if t.shape != (rows,):
             raise ValueError(f"targets of class indices must have shape ({rows},), one per row "
                              f"of features, got {t.shape}")
-        if t.size and (t.min() < 0 or t.max() >= classes):
+        if t.min() < 0 or t.max() >= classes:
             bad = t[(t < 0) | (t >= classes)].flat[0]
             raise ValueError(f"targets must be class indices in 0..{classes - 1}; found {bad}")
         return t
+    if t.shape == (rows,):
+        raise ValueError(f"targets of shape ({rows},) must be class indices of an integer dtype, "
+                         f"got dtype {t.dtype}; floats are probabilities, of shape "
+                         f"({rows}, {classes})")
+    dtype = t.dtype
     t = _finite(t, "targets", 2)
     if t.shape != (rows, classes):
         raise ValueError(f"targets of probabilities must have shape ({rows}, {classes}), got "
                          f"{t.shape}")
-    if np.any(t < 0) or not np.allclose(t.sum(axis=1), 1.0, rtol=0, atol=1e-9):
+    # Rows normalised in float32 miss 1 by a few float32 roundings, far more than 1e-9.
+    tolerance = max(1e-9, 2 * (classes + 1) * float(np.finfo(dtype).eps))
+    if np.any(t < 0) or not np.allclose(t.sum(axis=1), 1.0, rtol=0, atol=tolerance):
         raise ValueError("targets of probabilities must be non-negative with rows summing to 1")
     return t
 
@@ -179,7 +223,9 @@ def _targets(targets: ArrayLike, rows: int, classes: int) -> NDArray:
 def _generator(rng: object) -> np.random.Generator:
     if isinstance(rng, np.random.Generator):
         return rng
-    if isinstance(rng, numbers.Integral) and not isinstance(rng, bool):
+    if isinstance(rng, numbers.Integral) and not isinstance(rng, bool | np.bool_):
+        if rng < 0:
+            raise ValueError(f"rng as a seed must be a non-negative integer, got {rng}")
         return np.random.default_rng(int(rng))
     raise TypeError(f"rng must be a numpy.random.Generator or an integer seed, got {rng!r}")
 
@@ -298,6 +344,16 @@ def two_layer_predict(
 
     Used in "Softmax regression and backpropagation".
 
+    Parameters
+    ----------
+    params, features, activation
+        As for :func:`two_layer_forward`.
+
+    Returns
+    -------
+    ndarray of int, shape (N,)
+        The class indices; a tie goes to the lowest index, as with ``numpy.argmax``.
+
     Examples
     --------
     >>> import numpy as np
@@ -324,7 +380,11 @@ def two_layer_loss(
         + \frac{\lambda}{2}\bigl(\lVert W_1 \rVert_F^2 + \lVert W_2 \rVert_F^2\bigr)
 
     The cross-entropy is :func:`lossgrad.softmax_cross_entropy`'s, accurate for any logits.
-    See :func:`two_layer_loss_and_grad` for the arguments.
+    See :func:`two_layer_loss_and_grad` for the arguments and the errors.
+
+    Returns
+    -------
+    float
 
     Examples
     --------
@@ -372,7 +432,8 @@ def two_layer_loss_and_grad(
     Parameters
     ----------
     params : dict of str to ndarray
-        ``'W1'`` ``(H, d)``, ``'b1'`` ``(H,)``, ``'W2'`` ``(K, H)``, ``'b2'`` ``(K,)``.
+        ``'W1'`` ``(H, d)``, ``'b1'`` ``(H,)``, ``'W2'`` ``(K, H)``, ``'b2'`` ``(K,)``
+        (not modified).
     features : ndarray, shape (N, d)
         One example per row; finite floats.
     targets : ndarray
@@ -391,10 +452,11 @@ def two_layer_loss_and_grad(
     Raises
     ------
     TypeError, ValueError
-        Naming the argument: mismatched shapes, labels out of range, rows of probabilities
-        that do not sum to 1, non-finite values, a non-float array, a negative ``l2``; and a
-        ``ValueError`` when finite input is so large that the logits or the gradient overflow
-        (rather than a NaN or an infinity).
+        Naming the argument: missing or extra keys, empty or mismatched shapes, labels out of
+        range, float targets of shape ``(N,)`` (class indices must be integers), rows of
+        probabilities that do not sum to 1, non-finite values, a non-float or masked array, a
+        negative ``l2``; and a ``ValueError`` when finite input is so large that the logits,
+        the loss, the penalty or the gradient overflow (rather than a NaN or an infinity).
 
     References
     ----------
@@ -424,18 +486,48 @@ def two_layer_loss_and_grad(
     return _loss_and_grad(p, x, _targets(targets, x.shape[0], p["W2"].shape[0]), act, lam)
 
 
+def _penalty(p: dict[str, NDArray[np.float64]], lam: float) -> float:
+    """The L2 penalty; a ValueError if it exceeds the float range."""
+    if lam == 0.0:
+        return 0.0  # not 0 * (sum of squares), which is NaN once the squares overflow
+    with np.errstate(over="ignore"):
+        penalty = float(0.5 * lam * (np.sum(p["W1"] ** 2) + np.sum(p["W2"] ** 2)))
+        if not np.isfinite(penalty):
+            # The squares may overflow where lam times them does not: square relative to the
+            # largest weight, multiplying lam in first.
+            scale = max(np.max(np.abs(p["W1"])), np.max(np.abs(p["W2"])))
+            squares = np.sum((p["W1"] / scale) ** 2) + np.sum((p["W2"] / scale) ** 2)
+            penalty = float(0.5 * lam * scale * scale * squares)
+    if not np.isfinite(penalty):
+        raise ValueError("the L2 penalty overflows the float64 range: l2 or the weights are too "
+                         "large")
+    return penalty
+
+
+def _total(cross_entropy: np.floating, p: dict[str, NDArray[np.float64]], lam: float) -> float:
+    """The cross-entropy plus the penalty; a ValueError where lossgrad's losses would give inf."""
+    with np.errstate(over="ignore"):
+        loss = float(cross_entropy) + _penalty(p, lam)
+    # Logits of opposite signs near the float limit have a finite difference no float holds.
+    if not np.isfinite(loss):
+        raise ValueError("the loss overflows the float64 range: features or params are too "
+                         "large (standardise the features)")
+    return loss
+
+
 def _loss_and_grad(
     p: dict[str, NDArray[np.float64]], x: NDArray[np.float64], t: NDArray, act: str, lam: float,
-    want_grad: bool = True,
+    want_loss: bool = True, want_grad: bool = True,
 ) -> tuple[float, dict[str, NDArray[np.float64]]]:
-    """Forward and backward pass on checked arguments."""
+    """Forward and backward pass on checked arguments (the loss is NaN if not wanted)."""
     pre, hidden, logits = _forward(p, x, act)
-    penalty = 0.5 * lam * (np.sum(p["W1"] ** 2) + np.sum(p["W2"] ** 2))
-    # The mean loss's gradient with respect to the logits: (S - Y)/N, row by row.
-    loss, delta2 = softmax_cross_entropy_and_grad(logits, t, ignore_index=None)
-    loss = float(loss + penalty)
     if not want_grad:
-        return loss, {}
+        return _total(softmax_cross_entropy(logits, t, ignore_index=None), p, lam), {}
+    # delta2 is the mean cross-entropy's gradient at the logits, (S - Y)/N; backpropagation
+    # only multiplies it by the layers' Jacobians.
+    cross_entropy, delta2 = softmax_cross_entropy_and_grad(logits, t, ignore_index=None)
+    loss = _total(cross_entropy, p, lam) if want_loss else float("nan")
+    # tanh' written through tanh itself, 1 - h^2, reuses the forward pass's h.
     slope = 1.0 - hidden**2 if act == "tanh" else (pre > 0).astype(np.float64)
     with np.errstate(over="ignore", invalid="ignore"):
         delta1 = (delta2 @ p["W2"]) * slope
@@ -446,8 +538,8 @@ def _loss_and_grad(
             "b2": delta2.sum(axis=0),
         }
     if not all(np.all(np.isfinite(g)) for g in grads.values()):
-        raise ValueError("the gradient overflows the float64 range: features or params are too "
-                         "large (standardise the features)")
+        raise ValueError("the gradient overflows the float64 range: features, params or l2 are "
+                         "too large (standardise the features)")
     return loss, grads
 
 
@@ -478,7 +570,9 @@ def two_layer_gradient_descent(
     batch_size : int, optional
         Rows per step; ``None`` for full-batch descent.
     rng : numpy.random.Generator or int, optional
-        The shuffling's generator or seed; required with ``batch_size``.
+        The shuffling's generator or a non-negative seed; required with ``batch_size`` (and
+        checked, though unused, without it). A seed gives the same run every time; a
+        Generator is advanced by the shuffling.
     activation : {"tanh", "relu"}, default "tanh"
     l2 : float, default 0.0
 
@@ -486,6 +580,14 @@ def two_layer_gradient_descent(
     -------
     TwoLayerTraining
         The final parameters and those after every epoch.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For the arguments as :func:`two_layer_loss_and_grad` does, and naming ``step_size``,
+        ``epochs``, ``batch_size`` or ``rng`` when one is not of its type or range; a
+        ``ValueError`` naming ``step_size`` when the descent diverges until the parameters or
+        the network's values overflow. Parameters that grow large but stay finite are returned.
 
     Examples
     --------
@@ -505,28 +607,39 @@ def two_layer_gradient_descent(
     p = _params(params)
     x = _features(features, p)
     t = _targets(targets, x.shape[0], p["W2"].shape[0])
-    if isinstance(step_size, bool) or not isinstance(step_size, numbers.Real):
-        raise TypeError(f"step_size must be a real number, got {step_size!r}")
-    if not (np.isfinite(step_size) and step_size > 0):
-        raise ValueError(f"step_size must be positive and finite, got {step_size!r}")
+    eta = _step_size(step_size)
     n_epochs = _count(epochs, "epochs")
-    if batch_size is None:
-        generator = None
-    else:
+    if batch_size is not None:
         batch_size = _count(batch_size, "batch_size")
         if rng is None:
             raise TypeError("rng is required with batch_size: a Generator or a seed to shuffle by")
-        generator = _generator(rng)
+    # Checked even when full-batch descent does not use it: a wrong rng is a mistake either way.
+    generator = None if rng is None else _generator(rng)
+    # An overflow at the starting point is the input's fault, and reported as such; any later
+    # one is the descent's.
+    _loss_and_grad(p, x, t, act, lam, want_loss=False)
     current = {key: value.copy() for key, value in p.items()}
     history = [{key: value.copy() for key, value in current.items()}]
     rows = x.shape[0]
-    for _ in range(n_epochs):
-        order = np.arange(rows) if generator is None else generator.permutation(rows)
-        size = rows if batch_size is None else batch_size
+    size = rows if batch_size is None else batch_size
+    for epoch in range(1, n_epochs + 1):
+        order = np.arange(rows) if batch_size is None else generator.permutation(rows)
         for start in range(0, rows, size):
             batch = order[start:start + size]
-            _, grads = _loss_and_grad(current, x[batch], t[batch], act, lam)
-            for key in PARAMETER_NAMES:
-                current[key] -= step_size * grads[key]
+            try:
+                _, grads = _loss_and_grad(current, x[batch], t[batch], act, lam, want_loss=False)
+            except ValueError:
+                raise _diverged(epoch, eta) from None
+            with np.errstate(over="ignore", invalid="ignore"):
+                for key in PARAMETER_NAMES:
+                    current[key] -= eta * grads[key]
+            if not all(np.all(np.isfinite(value)) for value in current.values()):
+                raise _diverged(epoch, eta)
         history.append({key: value.copy() for key, value in current.items()})
     return TwoLayerTraining(current, tuple(history))
+
+
+def _diverged(epoch: int, step_size: float) -> ValueError:
+    return ValueError(f"gradient descent diverged in epoch {epoch}: the parameters grew until "
+                      f"the network overflows the float64 range; try a smaller step_size than "
+                      f"{step_size!r}")
