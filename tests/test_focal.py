@@ -173,3 +173,45 @@ def test_targets_broadcast_and_nan_stays_in_its_element():
     loss, grad = sigmoid_focal_loss_and_grad(u, np.array([1.0, 0.0]), reduction="none")
     assert np.isnan(loss[0, 1]) and np.isnan(grad[0, 1])
     assert np.all(np.isfinite(loss[[0, 1, 1], [0, 0, 1]]))
+
+
+@pytest.mark.parametrize("gamma", [0.0, 2.0, 50.0])
+def test_infinite_logits_with_soft_targets_or_a_zero_alpha_t_give_the_limit_not_nan(gamma):
+    # Certain and wrong by y (or 1 - y) > 0: 1 - p_t tends to that, ce to inf, the loss to inf,
+    # even where (1 - p_t)^gamma underflows; alpha_t = 0 makes the loss 0 at every logit.
+    u = np.array([np.inf, -np.inf, -np.inf, np.inf, -np.inf])
+    y = np.array([1 - 2**-53, 1e-300, 1e-300, 0.0, 1.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loss = sigmoid_focal_loss(u, y, alpha=None, gamma=gamma, reduction="none")
+        np.testing.assert_array_equal(loss, [np.inf] * 5)
+        zero_alpha_t = sigmoid_focal_loss(u[3:], y[3:], alpha=1.0, gamma=gamma, reduction="none")
+        np.testing.assert_array_equal(zero_alpha_t, [0.0, np.inf])
+        assert sigmoid_focal_loss(u[3:4], y[3:4], alpha=1.0, gamma=gamma, reduction="sum") == 0.0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_peak_memory_at_a_million_logits_is_within_a_tenth_of_inputs_and_outputs(dtype):
+    import threading
+    import tracemalloc
+
+    rng = np.random.default_rng(11)
+    u = (4 * rng.standard_normal(10**6)).astype(dtype)
+    y = rng.integers(0, 2, 10**6).astype(dtype)
+    inputs = u.nbytes + y.nbytes
+    calls = ((sigmoid_focal_loss, "mean"), (sigmoid_focal_loss_and_grad, "none"))
+    for function, reduction in calls:
+        result = {}
+
+        def run(f=function, r=reduction, into=result):
+            into["out"] = f(u, y, reduction=r)
+
+        tracemalloc.start()
+        worker = threading.Thread(target=run)  # a fresh thread: its work arrays are counted
+        worker.start()
+        worker.join()
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        out = result["out"] if isinstance(result["out"], tuple) else (result["out"],)
+        outputs = sum(np.asarray(x).nbytes for x in out)
+        assert (inputs + peak) / (inputs + outputs) <= 1.10, (function.__name__, reduction)

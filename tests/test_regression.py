@@ -412,3 +412,128 @@ def test_no_iterations_returns_the_start():
     assert fit.iterations == 0 and not fit.converged and np.array_equal(fit.weights, np.zeros(4))
     assert fit.losses[0] == logistic_regression_loss(np.zeros(4), X, Y) == pytest.approx(
         np.log(2), rel=1e-15)
+
+
+# Found by probing: edges and bad input -------------------------------------------------------
+
+
+def _no_warning():
+    import warnings
+
+    manager = warnings.catch_warnings()
+    manager.__enter__()
+    warnings.simplefilter("error")
+    return manager
+
+
+@pytest.mark.parametrize(
+    "function", [softmax_regression_loss, softmax_regression_grad, softmax_regression_hessian])
+def test_masked_class_labels_are_refused_not_unmasked(function):
+    labels = np.ma.masked_array(ST, mask=np.arange(ST.size) == 0)
+    with pytest.raises(TypeError, match="targets is a masked array"):
+        function(SW, SX, labels)
+    with pytest.raises(TypeError, match="targets is a masked array"):
+        fit_softmax_regression(SX, labels)
+
+
+def test_float_targets_of_shape_n_are_told_to_be_integer_labels():
+    with pytest.raises(ValueError, match="class labels must be an integer array"):
+        softmax_regression_loss(SW, SX, ST.astype(float))
+
+
+@pytest.mark.parametrize("method", ["newton", "gradient-descent"])
+@pytest.mark.parametrize("targets", [np.zeros(8, int), np.zeros((8, 3)), np.ones((8, 1))],
+                         ids=["one class", "all-zero probabilities", "K = 1 probabilities"])
+def test_a_constant_loss_is_minimised_at_the_start_and_says_so(method, targets):
+    # With one class (or all-zero targets) the loss is 0 for every W: W = 0 is a minimiser.
+    fit = fit_softmax_regression(SX, targets, method=method)
+    assert fit.converged and fit.iterations == 0 and not np.any(fit.weights)
+    fit = fit_softmax_regression(SX, targets, method=method, l2=0.5)
+    assert fit.converged and fit.iterations == 0
+
+
+@pytest.mark.parametrize("method", ["newton", "gradient-descent"])
+def test_a_huge_label_is_refused_before_any_memory_is_taken(method):
+    labels = ST.copy()
+    labels[0] = 2**40  # K = 2^40 + 1 classes: terabytes of weights
+    with pytest.raises(ValueError, match="K = 1099511627777 classes"):
+        fit_softmax_regression(SX, labels, method=method)
+
+
+def test_newtons_hessian_of_too_many_weights_is_refused_but_gradient_descent_runs():
+    labels = ST.copy()
+    labels[0] = 5000  # K d = 15003 weights: a Hessian of 2.3e8 numbers
+    with pytest.raises(ValueError, match="Hessian"):
+        fit_softmax_regression(SX, labels)
+    fit = fit_softmax_regression(SX, labels, method="gradient-descent", max_iter=2)
+    assert fit.weights.shape == (5001, 3)
+
+
+@pytest.mark.parametrize("method", ["newton", "gradient-descent"])
+@pytest.mark.parametrize("softmax", [False, True])
+def test_features_too_large_for_the_hessian_are_refused_by_name(method, softmax):
+    manager = _no_warning()
+    try:
+        with pytest.raises(ValueError, match="features are too large"):
+            if softmax:
+                fit_softmax_regression(SX * 1e200, ST, method=method)
+            else:
+                fit_logistic_regression(X * 1e200, Y, method=method)
+        with pytest.raises(ValueError, match="features are too large"):
+            if softmax:
+                softmax_regression_hessian(SW * 1e-300, SX * 1e160, ST)
+            else:
+                logistic_regression_hessian(W * 1e-300, X * 1e155, Y)
+    finally:
+        manager.__exit__(None, None, None)
+
+
+def test_a_hessian_entry_near_the_largest_float_is_not_overflowed_by_symmetrising():
+    a = 1.5 * 2.0**512
+    manager = _no_warning()
+    try:
+        h = logistic_regression_hessian(np.zeros(2), np.array([[a, a]]), np.array([1.0]))
+    finally:
+        manager.__exit__(None, None, None)
+    np.testing.assert_array_equal(h, np.full((2, 2), 0.5625 * 2.0**1023 * 2))
+
+
+def test_overflowing_logits_and_penalty_give_the_limits_without_a_warning():
+    manager = _no_warning()
+    try:
+        # logits of 3e600: a certain, right prediction, loss 0
+        assert logistic_regression_loss(np.full(3, 1e300), np.full((2, 3), 1e300),
+                                        np.ones(2)) == 0.0
+        # a penalty of (1/2) 1e614: beyond the floats, inf
+        assert logistic_regression_loss(W * 1e307, X, Y, l2=1.0) == np.inf
+    finally:
+        manager.__exit__(None, None, None)
+
+
+@pytest.mark.parametrize("softmax", [False, True])
+def test_a_step_too_large_stops_unconverged_before_the_objective_overflows(softmax):
+    manager = _no_warning()
+    try:
+        if softmax:
+            fit = fit_softmax_regression(SX, ST, l2=0.1, method="gradient-descent", step=1e3,
+                                         max_iter=10_000)
+        else:
+            fit = fit_logistic_regression(X, Y, l2=0.1, method="gradient-descent", step=100.0,
+                                          max_iter=10_000)
+    finally:
+        manager.__exit__(None, None, None)
+    assert not fit.converged and fit.iterations < 10_000
+    assert np.all(np.isfinite(fit.losses)) and np.all(np.isfinite(fit.weights))
+
+
+@pytest.mark.parametrize("softmax", [False, True])
+def test_newtons_method_does_not_take_the_svd_of_the_features(monkeypatch, softmax):
+    # ||X||_2 (an SVD) is only needed for gradient descent's default step; on the
+    # breast-cancer data it took most of the Newton fit's time.
+    def refuse(*args, **kwargs):
+        raise AssertionError("np.linalg.norm called")
+
+    monkeypatch.setattr(np.linalg, "norm", refuse)
+    fit = fit_softmax_regression(SX, ST, l2=0.1) if softmax else fit_logistic_regression(
+        X, Y, l2=0.1)
+    assert fit.converged

@@ -44,6 +44,10 @@ _CENTRAL = 1.0
 _TINY = np.finfo(np.float64).tiny
 #: The sign bit of a float64, as an int64: OR-ing it in gives -|u|, AND-ing it out the sign.
 _SIGN_BIT = np.int64(-(2**63))
+#: The smallest block (elements), for small inputs.
+_MIN_BLOCK = 2048
+#: The work arrays' bytes per element of a block (measured with tracemalloc).
+_BYTES_PER_LANE = 190
 
 
 def _alpha(value: object) -> float | None:
@@ -67,6 +71,13 @@ def _gamma(value: object) -> float:
     if not (np.isfinite(gamma) and gamma >= 0):
         raise ValueError(f"gamma must be a non-negative, finite number, got {value!r}")
     return gamma
+
+
+def _alpha_t_positive(y: NDArray[np.float64], alpha: float | None) -> NDArray[np.bool_]:
+    """Where :math:`\\alpha_t = \\alpha y + (1 - \\alpha)(1 - y)` is positive, for y in [0, 1]."""
+    if alpha is None:
+        return np.ones(y.shape, np.bool_)
+    return ((alpha > 0.0) & (y > 0.0)) | ((alpha < 1.0) & (y < 1.0))
 
 
 def _focal_kernel(
@@ -132,6 +143,14 @@ def _focal_kernel(
             np.copyto(loss, ce)
         else:
             np.multiply(weight, ce, out=loss)
+        if extreme:
+            # An infinite logit with c > 0 (certain, and wrong by at least c): ce is infinite
+            # while 1 - p_t tends to c, so the loss tends to inf, or is 0 where alpha_t = 0
+            # (the loss is then 0 at every logit). The product above would give 0·inf = NaN
+            # where c^gamma underflows, or where alpha_t = 0.
+            wrong = np.flatnonzero(np.isinf(na) & (c > 0.0))
+            if wrong.size:
+                loss[wrong] = np.where(_alpha_t_positive(y[wrong], alpha), np.inf, 0.0)
     if grad is None:
         return
     # sigma(u) - y = ±(c - sigma(-|u|)), minus for u < 0: exact in c where it matters.
@@ -188,10 +207,15 @@ def _focal(
     if reduction == "mean" and u.size == 0:
         raise ValueError('logits is empty, so reduction="mean" is undefined')
     dtype = np.result_type(u, y)
-    # Half the binary losses' block: the kernel keeps about a dozen work arrays, and at the
-    # full block they would take more than a tenth of the inputs' memory for a float32 call
-    # on ten million logits (measured by benchmarks/speed.py).
-    block_size = BLOCK // 2
+    # At most half the binary losses' block, and small enough that the work arrays (about
+    # twenty float64 arrays of a block each, with the conversions and the sum: some 190 bytes
+    # per element of the block) take at most 7.5 % of the memory of the inputs and outputs:
+    # at a fixed block they took 30-70 % for a call on a million logits. Measured by
+    # benchmarks/speed.py; below 2048 elements a block costs more in numpy's time per call
+    # than it saves.
+    outputs = u.size * dtype.itemsize * (grad + (loss and reduction == "none"))
+    budget = int(0.075 * (u.nbytes + y.nbytes + outputs) / _BYTES_PER_LANE)
+    block_size = max(_MIN_BLOCK, min(BLOCK // 2, budget))
     lanes = max(1, min(block_size, u.size))
     scratch = Scratch(lanes)
     divisor = float(u.size) if reduction == "mean" else 1.0
@@ -235,7 +259,8 @@ _PARAMETERS = r"""
     ----------
     logits : array_like of float
         The sigmoid's inputs :math:`u`. An infinite logit gives the loss's limit (0 where the
-        prediction is certain and right, ``inf`` where it is certain and wrong).
+        prediction is certain and right, ``inf`` where it is certain and wrong, soft targets
+        included, unless :math:`\alpha_t = 0`, which makes the loss 0 at every logit).
     targets : array_like of float
         Target probabilities :math:`y \in [0, 1]` (soft labels allowed), broadcastable to
         ``logits``.

@@ -18,7 +18,9 @@ penalty :math:`\lambda` (a scalar, or one value per weight),
 is scikit-learn's ``LogisticRegression`` objective with :math:`\lambda = 1/(CN)` on every
 coefficient and :math:`\lambda = 0` on the intercept, which is a column of ones appended by
 :func:`add_intercept`. Bad input raises a ``TypeError`` or ``ValueError`` naming the argument
-(the rules of :mod:`lossgrad.validation`; in addition every number must be finite).
+(the rules of :mod:`lossgrad.validation`; in addition every number must be finite), and so
+do data too large for float64 (a Hessian that overflows) or for memory (an array of more than
+``MAX_ELEMENTS`` numbers that a fit would need).
 """
 
 from __future__ import annotations
@@ -105,6 +107,8 @@ def _binary_targets(targets: ArrayLike, n: int) -> NDArray[np.float64]:
 
 def _class_targets(targets: ArrayLike, n: int, classes: int | None) -> NDArray:
     """Integer labels (N,) in 0..K-1, or probabilities (N, K); K is inferred if not given."""
+    if isinstance(targets, np.ma.MaskedArray):
+        validation.float_array(targets, "targets")  # the TypeError for masked arrays
     t = np.asarray(targets)
     if np.issubdtype(t.dtype, np.integer):
         if t.shape != (n,):
@@ -117,13 +121,15 @@ def _class_targets(targets: ArrayLike, n: int, classes: int | None) -> NDArray:
             bad = t[(t < 0) | (t >= k)].flat[0].item()
             raise ValueError(f"targets must be class labels in 0..{k - 1}; found {bad!r}")
         return t
-    y = validation.probabilities(t, "targets")
+    y = validation.float_array(t, "targets")
     if y.ndim != 2 or y.shape[0] != n or (classes is not None and y.shape[1] != classes):
         k = "K" if classes is None else classes
+        labels = " (class labels must be an integer array)" if y.ndim == 1 else ""
         raise ValueError(
             f"probability targets must have shape ({n}, {k}), one row per row of features, "
-            f"got {y.shape}"
+            f"got {y.shape}{labels}"
         )
+    validation.in_unit_interval(y, "targets")
     _finite(y, "targets")
     return np.asarray(y, dtype=np.float64)
 
@@ -219,7 +225,8 @@ def logistic_regression_loss(
     Returns
     -------
     float
-        :math:`J(w)` in nats.
+        :math:`J(w)` in nats; ``inf`` (its correct rounding, without a warning) where it lies
+        beyond the float range.
 
     Raises
     ------
@@ -255,7 +262,13 @@ def logistic_regression_loss(
 
 
 def _logistic_loss(w, x, y, lam) -> float:
-    return float(bce_with_logits(x @ w, y, reduction="mean")) + 0.5 * float(np.sum(lam * w * w))
+    with np.errstate(over="ignore"):  # beyond the float range: inf, its correct rounding
+        return float(bce_with_logits(x @ w, y, reduction="mean")) + _penalty_value(lam, w)
+
+
+def _penalty_value(lam, w) -> float:
+    """(1/2) sum lam w^2, formed as (lam w) w, which overflows only where the value does."""
+    return 0.5 * float(np.sum(lam * w * w))
 
 
 def logistic_regression_grad(
@@ -292,8 +305,9 @@ def logistic_regression_grad(
     array([-0.33333333,  0.        ])
     """
     w, x, y, lam = _binary(weights, features, targets, l2)
-    residual = bce_with_logits_grad(x @ w, y, reduction="none")
-    return x.T @ residual / x.shape[0] + lam * w
+    with np.errstate(over="ignore"):  # beyond the float range: inf, its correct rounding
+        residual = bce_with_logits_grad(x @ w, y, reduction="none")
+        return x.T @ residual / x.shape[0] + lam * w
 
 
 def logistic_regression_hessian(
@@ -325,6 +339,12 @@ def logistic_regression_hessian(
     ndarray of float64, shape (d, d)
         Symmetric.
 
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`logistic_regression_loss`; a ``ValueError`` also where the Hessian overflows
+        (features too large: scale them).
+
     References
     ----------
     .. [1] C. M. Bishop, *Pattern Recognition and Machine Learning*, Springer, 2006,
@@ -344,12 +364,31 @@ def logistic_regression_hessian(
     return _logistic_hessian(w, x, lam)
 
 
+def _symmetric(h: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``h`` with its lower triangle copied from the upper one: exactly symmetric, and without
+    the overflow of ``(h + h.T) / 2`` for entries beyond half the largest float."""
+    lower = np.tril_indices_from(h, -1)
+    h[lower] = h.T[lower]
+    return h
+
+
 def _logistic_hessian(w, x, lam) -> NDArray[np.float64]:
-    u = x @ w
-    s = sigmoid(u) * sigmoid(-u)
-    h = x.T @ (s[:, None] * x) / x.shape[0]
-    h = (h + h.T) / 2
-    h[np.diag_indices_from(h)] += lam
+    with np.errstate(over="ignore", invalid="ignore"):  # checked by _finite_hessian
+        u = x @ w
+        s = sigmoid(u) * sigmoid(-u)
+        h = _symmetric(x.T @ (s[:, None] * x) / x.shape[0])
+        h[np.diag_indices_from(h)] += lam
+    return _finite_hessian(h)
+
+
+def _finite_hessian(h: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``h``, or a ValueError where it overflowed (where it would hold inf, or inf - inf)."""
+    if not np.all(np.isfinite(h)):
+        raise ValueError(
+            "features are too large: the Hessian overflows float64 (an entry beyond "
+            f"{np.finfo(np.float64).max:.3g}); scale them, e.g. standardise the columns (or "
+            "lower l2)"
+        )
     return h
 
 
@@ -388,7 +427,7 @@ def softmax_regression_loss(
     Returns
     -------
     float
-        :math:`J(W)` in nats.
+        :math:`J(W)` in nats; ``inf`` where it lies beyond the float range.
 
     Raises
     ------
@@ -412,8 +451,9 @@ def softmax_regression_loss(
 
 
 def _softmax_loss(w, x, t, lam) -> float:
-    loss = softmax_cross_entropy(x @ w.T, t, reduction="mean", ignore_index=None)
-    return float(loss) + 0.5 * float(np.sum(lam * w * w))
+    with np.errstate(over="ignore"):  # beyond the float range: inf, its correct rounding
+        loss = softmax_cross_entropy(x @ w.T, t, reduction="mean", ignore_index=None)
+        return float(loss) + _penalty_value(lam, w)
 
 
 def softmax_regression_grad(
@@ -452,8 +492,9 @@ def softmax_regression_grad(
            [-1., -1.]])
     """
     w, x, t, lam = _multi(weights, features, targets, l2)
-    residual = softmax_cross_entropy_grad(x @ w.T, t, reduction="none", ignore_index=None)
-    return residual.T @ x / x.shape[0] + lam * w
+    with np.errstate(over="ignore"):  # beyond the float range: inf, its correct rounding
+        residual = softmax_cross_entropy_grad(x @ w.T, t, reduction="none", ignore_index=None)
+        return residual.T @ x / x.shape[0] + lam * w
 
 
 def softmax_regression_hessian(
@@ -487,6 +528,12 @@ def softmax_regression_hessian(
     ndarray of float64, shape (K d, K d)
         Symmetric.
 
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`softmax_regression_loss`; a ``ValueError`` also where the Hessian overflows
+        (features too large: scale them).
+
     References
     ----------
     .. [1] D. Böhning, Multinomial logistic regression algorithm, *Annals of the Institute
@@ -512,6 +559,11 @@ def _row_mass(t: NDArray, n: int) -> NDArray[np.float64]:
 def _softmax_hessian(w, x, t, lam) -> NDArray[np.float64]:
     n, d = x.shape
     k = w.shape[0]
+    with np.errstate(over="ignore", invalid="ignore"):  # checked by _finite_hessian
+        return _finite_hessian(_softmax_hessian_terms(w, x, t, lam, n, d, k))
+
+
+def _softmax_hessian_terms(w, x, t, lam, n, d, k) -> NDArray[np.float64]:
     s = softmax(x @ w.T)
     mass = _row_mass(t, n)
     # The outer-product part, sum_n m_n (s_n s_n^T) kron (x_n x_n^T), is A^T diag(m) A for
@@ -522,7 +574,7 @@ def _softmax_hessian(w, x, t, lam) -> NDArray[np.float64]:
         block = slice(c * d, (c + 1) * d)
         h[block, block] += x.T @ ((mass * s[:, c])[:, None] * x)
     h /= n
-    h = (h + h.T) / 2
+    h = _symmetric(h)
     h[np.diag_indices_from(h)] += lam.ravel()
     return h
 
@@ -546,7 +598,8 @@ class RegressionFit:
         The number of iterations taken.
     converged : bool
         Whether the stopping test was met (see the fit functions); ``False`` when the fit
-        stopped at ``max_iter`` or could make no more progress.
+        stopped at ``max_iter`` or could make no more progress (on separable data, or with a
+        gradient-descent step too large for the data).
     """
 
     weights: NDArray[np.float64]
@@ -579,6 +632,34 @@ def _options(method: object, tol: object, max_iter: object, step: object) -> tup
     return method, float(tol), int(max_iter), step
 
 
+#: The most numbers a fit may need in one array (1 GiB of float64): beyond it, a fit refuses
+#: with a ValueError rather than take the machine's memory.
+MAX_ELEMENTS = 2**27
+
+
+def _curvature_bound(x: NDArray, factor: float) -> float:
+    """||X||_2^2 / (factor N), or a ValueError naming features where it overflows."""
+    norm = float(np.linalg.norm(x, 2))
+    with np.errstate(over="ignore"):
+        bound = (norm / np.sqrt(factor * x.shape[0])) ** 2
+    if not np.isfinite(bound):
+        raise ValueError(
+            f"features are too large: ||X||_2 = {norm:.3g}, so X^T X / N, which bounds the "
+            f"Hessian, overflows float64; scale them (e.g. standardise the columns)"
+        )
+    return bound
+
+
+def _size_check(sizes: dict[str, int], why: str) -> None:
+    """A ValueError (``why`` says whose fault) if an array the fit needs is too large."""
+    name, size = max(sizes.items(), key=lambda item: item[1])
+    if size > MAX_ELEMENTS:
+        raise ValueError(
+            f"{why}: the fit would need {name} of {size:.3g} numbers, more than "
+            f"MAX_ELEMENTS = 2**27 (1 GiB of float64)"
+        )
+
+
 def _norm(v: NDArray) -> float:
     """The Euclidean norm, scaled first so that tiny entries do not underflow when squared."""
     largest = float(np.max(np.abs(v), initial=0.0))
@@ -604,15 +685,17 @@ def _fit(
     step: float | None,
 ) -> RegressionFit:
     w = start
-    loss, g = objective(w)
+    loss, g = _evaluate(objective, w)
     losses, norms = [loss], [_norm(g)]
     eta = 1.0 / smoothness if step is None else float(step)
     converged = False
     while True:
-        if loss < np.finfo(np.float64).tiny:
+        if loss < np.finfo(np.float64).tiny and len(losses) > 1:
             # A loss below the normal floats (0 or subnormal) means every example is classified
             # with a margin of about 700 or more: separable data and no minimiser; the gradient
-            # has underflowed too, and says nothing more.
+            # has underflowed too, and says nothing more. (At the start, w = 0, the loss is 0
+            # only where it is 0 for every w, with one class or all-zero targets: there the
+            # zero gradient is the truth, and w = 0 a minimiser.)
             break
         direction = None
         if method == "newton" and norms[-1] > 0:
@@ -629,8 +712,13 @@ def _fit(
         if len(losses) > max_iter:
             break
         if method == "gradient-descent":
-            w = w - eta * g
-            loss, g = objective(w)
+            candidate = w - eta * g
+            if np.array_equal(candidate, w):
+                break  # the step rounds away: no more progress
+            new_loss, new_g = _evaluate(objective, candidate)
+            if not (np.isfinite(new_loss) and np.all(np.isfinite(new_g))):
+                break  # a step too large for the data: the objective would overflow
+            w, loss, g = candidate, new_loss, new_g
         else:
             found = _line_search(objective, w, loss, g, direction)
             if found is None:
@@ -643,6 +731,12 @@ def _fit(
     return RegressionFit(w, losses, norms, len(losses) - 1, converged)
 
 
+def _evaluate(objective, w) -> tuple[float, NDArray]:
+    """The objective and its gradient; beyond the float range they are inf, without a warning."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return objective(w)
+
+
 def _line_search(objective, w, loss, g, direction, halvings: int = 60):
     """Backtracking from the full Newton step until the loss decreases enough (Armijo).
 
@@ -653,7 +747,10 @@ def _line_search(objective, w, loss, g, direction, halvings: int = 60):
     t = 1.0
     for _ in range(halvings):
         candidate = w + t * direction
-        new_loss, new_g = objective(candidate)
+        new_loss, new_g = _evaluate(objective, candidate)
+        if not np.all(np.isfinite(new_g)):
+            t /= 2
+            continue
         if new_loss <= loss + 1e-4 * t * slope or (
             new_loss <= loss and -t * slope <= 8 * np.finfo(float).eps * abs(loss)
         ):
@@ -696,6 +793,9 @@ def fit_logistic_regression(
     keep their length and the weights grow, so the fit runs to ``max_iter`` (or until the loss
     underflows below the normal floats) and reports ``converged=False``, with finite weights
     and no warning. Gradient descent there slows down so much that it reaches ``max_iter``.
+    Gradient descent also stops, unconverged, where its step no longer changes the weights, or
+    where a step (one given as ``step`` and too large for the data) would make the objective
+    overflow; its iterates so far are returned, all finite.
 
     Parameters
     ----------
@@ -707,7 +807,8 @@ def fit_logistic_regression(
     max_iter : int, optional
         At most this many iterations; by default 100 for Newton, 10 000 for gradient descent.
     step : float, optional
-        Gradient descent's step :math:`\eta`; by default :math:`1/L`.
+        Gradient descent's step :math:`\eta`; by default :math:`1/L` (only then is
+        :math:`\lVert X\rVert_2` computed, by a singular value decomposition).
 
     Returns
     -------
@@ -717,7 +818,10 @@ def fit_logistic_regression(
     Raises
     ------
     TypeError, ValueError
-        For bad data (as :func:`logistic_regression_loss`) or options.
+        For bad data (as :func:`logistic_regression_loss`) or options; a ``ValueError`` naming
+        ``features`` also where they are so large that the Hessian (or :math:`L`) overflows,
+        and for Newton's method where its (d, d) Hessian would hold more than
+        ``MAX_ELEMENTS`` (:math:`2^{27}`) numbers.
 
     References
     ----------
@@ -746,9 +850,14 @@ def fit_logistic_regression(
         loss, residual = bce_with_logits_and_grad(x @ w, y, reduction="mean")
         return float(loss) + 0.5 * float(np.sum(lam * w * w)), x.T @ residual + lam * w
 
-    smoothness = np.linalg.norm(x, 2) ** 2 / (4 * x.shape[0]) + float(lam.max())
-    if not smoothness > 0:  # all-zero features and no penalty: the loss is constant
-        smoothness = 1.0
+    if method == "newton":
+        d = x.shape[1]
+        _size_check({"a Hessian": d * d}, f"features have d = {d} columns")
+    smoothness = 1.0  # only gradient descent's default step needs it: ||X||_2 takes an SVD
+    if method == "gradient-descent" and step is None:
+        smoothness = _curvature_bound(x, 4.0) + float(lam.max())
+        if not smoothness > 0:  # all-zero features and no penalty: the loss is constant
+            smoothness = 1.0
     return _fit(objective, lambda w: _logistic_hessian(w, x, lam), np.zeros(x.shape[1]),
                 smoothness, method, tol, max_iter, step)
 
@@ -777,7 +886,9 @@ def fit_softmax_regression(
         L = \frac{\lVert X\rVert_2^2}{2N} \max_n m_n + \max_{k,j} \lambda_{kj} ,
 
     from Böhning's bound :math:`\operatorname{diag}(s) - s s^\top \preceq \tfrac12 I`
-    (:math:`m_n = 1` for labels, the row sums of probability targets).
+    (:math:`m_n = 1` for labels, the row sums of probability targets). With one class, or
+    all-zero probability targets, the loss is 0 for every :math:`W`: the fit stops at
+    :math:`W = 0`, converged.
 
     Parameters
     ----------
@@ -794,6 +905,16 @@ def fit_softmax_regression(
     -------
     RegressionFit
         Weights of shape (K, d).
+
+    Raises
+    ------
+    TypeError, ValueError
+        For bad data (as :func:`softmax_regression_loss`) or options, or features too large
+        (as :func:`fit_logistic_regression`); a ``ValueError`` also where an array the fit
+        needs would hold more than ``MAX_ELEMENTS`` (:math:`2^{27}`) numbers: the (K, d)
+        weights and the (N, K) logits, and for Newton's method the (Kd, Kd) Hessian and an
+        (N, Kd) work array. (K is the largest label + 1, so one wrong label can ask for
+        terabytes.)
 
     References
     ----------
@@ -813,17 +934,24 @@ def fit_softmax_regression(
     x = _features(features)
     t = _class_targets(targets, x.shape[0], None)
     k = int(t.max()) + 1 if np.issubdtype(t.dtype, np.integer) else t.shape[1]
-    lam = _penalty(l2, (k, x.shape[1]))
     method, tol, max_iter, step = _options(method, tol, max_iter, step)
+    (n, d), why = x.shape, f"K = {k} classes (the largest label + 1) and d = {x.shape[1]}"
+    sizes = {"weights": k * d, "logits": n * k}
+    if method == "newton":
+        sizes.update({"a Hessian": (k * d) ** 2, "a work array": n * k * d})
+    _size_check(sizes, why + " features")
+    lam = _penalty(l2, (k, x.shape[1]))
 
     def objective(w):
         loss, residual = softmax_cross_entropy_and_grad(x @ w.T, t, reduction="mean",
                                                         ignore_index=None)
         return float(loss) + 0.5 * float(np.sum(lam * w * w)), residual.T @ x + lam * w
 
-    mass = float(_row_mass(t, x.shape[0]).max())
-    smoothness = np.linalg.norm(x, 2) ** 2 * mass / (2 * x.shape[0]) + float(lam.max())
-    if not smoothness > 0:  # all-zero probability targets: the loss is 0 everywhere
-        smoothness = 1.0
+    smoothness = 1.0  # only gradient descent's default step needs it: ||X||_2 takes an SVD
+    if method == "gradient-descent" and step is None:
+        mass = float(_row_mass(t, x.shape[0]).max())
+        smoothness = _curvature_bound(x, 2.0) * mass + float(lam.max())
+        if not smoothness > 0:  # all-zero probability targets: the loss is 0 everywhere
+            smoothness = 1.0
     return _fit(objective, lambda w: _softmax_hessian(w, x, t, lam), np.zeros((k, x.shape[1])),
                 smoothness, method, tol, max_iter, step)
