@@ -246,7 +246,10 @@ def _focal(
 _MATH = r"""
     .. math::
 
-        \ell(u, y) = -\alpha_t\,(1 - p_t)^\gamma \log p_t, \qquad
+        \ell(u, y) = -\alpha_t\,(1 - p_t)^\gamma \log p_t,
+
+    .. math::
+
         p_t = y\,\sigma(u) + (1 - y)\,\sigma(-u), \qquad
         \alpha_t = \alpha y + (1 - \alpha)(1 - y),
 
@@ -286,8 +289,8 @@ _RAISES = r"""
 _REFERENCES = r"""
     References
     ----------
-    .. [1] T.-Y. Lin, P. Goyal, R. Girshick, K. He and P. Dollár, "Focal loss for dense object
-       detection", *ICCV*, 2017, https://doi.org/10.1109/ICCV.2017.324."""
+    .. [1] T.-Y. Lin, P. Goyal, R. Girshick, K. He and P. Dollár, Focal loss for dense object
+       detection, *ICCV*, 2017, https://doi.org/10.1109/ICCV.2017.324."""
 
 
 def _with_shared_sections(function):
@@ -308,6 +311,8 @@ def sigmoid_focal_loss(
     reduction: Reduction = "mean",
 ) -> Loss:
     r"""Sigmoid focal loss of targets against :math:`\sigma(\text{{logits}})`.
+
+    Used in "Focal loss".
     {math}
 
     Every factor is formed in logit space without cancellation (see the module docstring);
@@ -351,6 +356,8 @@ def sigmoid_focal_loss_grad(
     reduction: Reduction = "mean",
 ) -> NDArray[np.floating]:
     r"""Gradient of :func:`sigmoid_focal_loss` with respect to the logits.
+
+    Used in "Focal loss".
     {math}
 
     With :math:`m = 1 - p_t`, the derivative (the chain rule on the product, with
@@ -405,6 +412,8 @@ def sigmoid_focal_loss_and_grad(
     reduction: Reduction = "mean",
 ) -> tuple[Loss, NDArray[np.floating]]:
     r""":func:`sigmoid_focal_loss` and :func:`sigmoid_focal_loss_grad` in one pass.
+
+    Used in "Focal loss".
     {math}
     {parameters}
 
