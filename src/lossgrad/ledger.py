@@ -246,6 +246,12 @@ def _cell(text: str) -> str:
     return text.replace("|", r"\|").replace("\n", " ")
 
 
+#: Characters of LaTeX beyond which the ledger shows a derivation's result by its left side only
+#: (the longest that fits the PDF's table today is a matrix of 402 characters, which stacks; a
+#: flat expression of 434 ran 195 pt out of it).
+_LONGEST_STATEMENT = 420
+
+
 def _describe(record: Record) -> tuple[str, str, str]:
     """What the record is, its verdict in words, and where it stands."""
     where = f"{{eq}}`{record.label}`" if record.label else ""
@@ -253,6 +259,11 @@ def _describe(record: Record) -> tuple[str, str, str]:
         return record.data["statement"], record.data["verdict"], where
     steps = record.data["steps"]
     name = record.data["name"]
+    if len(name) > _LONGEST_STATEMENT and record.label and " = " in name:
+        # Inline math does not break inside its brackets: a long result would run out of its
+        # table cell (in the PDF by some 200 pt). Its left side stands for it; the link in the
+        # last column leads to the equation in full.
+        name = name.split(" = ", 1)[0] + r" = \dots"
     what = f"${name}$"
     if len(steps) > 1:
         what += f" ({len(steps)} steps)"
