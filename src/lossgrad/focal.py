@@ -338,7 +338,8 @@ def sigmoid_focal_loss(
     >>> from lossgrad.focal import sigmoid_focal_loss
     >>> u, y = np.array([40.0]), np.array([1.0])
     >>> p = 1 / (1 + np.exp(-u))
-    >>> 0.25 * (np.logaddexp(0, u) - y * u) * (1 - p) ** 2
+    >>> ce = np.maximum(u, 0) - y * u + np.log1p(np.exp(-np.abs(u)))  # accurate
+    >>> 0.25 * ce * (1 - p) ** 2
     array([0.])
     >>> sigmoid_focal_loss(u, y, reduction="none")
     array([1.91691202e-53])
