@@ -147,9 +147,7 @@ def _finite(x: object, name: str, ndim: int) -> NDArray[np.float64]:
     a = validation.float_array(_array(x, name), name)
     if a.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-dimensional, got shape {a.shape}")
-    finite = np.isfinite(a)
-    if not np.all(finite):
-        raise ValueError(f"{name} must be finite; found {a[~finite].flat[0].item()!r}")
+    validation.finite(a, name)
     return a.astype(np.float64, copy=False)
 
 

@@ -62,12 +62,6 @@ METHODS = ("newton", "gradient-descent")
 # Checking the arguments --------------------------------------------------------------------
 
 
-def _finite(a: NDArray, name: str) -> None:
-    finite = np.isfinite(a)
-    if not np.all(finite):
-        raise ValueError(f"{name} must be finite; found {a[~finite].flat[0].item()!r}")
-
-
 def _features(features: ArrayLike) -> NDArray[np.float64]:
     """The design matrix as a finite, non-empty (N, d) float64 array."""
     x = validation.float_array(features, "features")
@@ -75,7 +69,7 @@ def _features(features: ArrayLike) -> NDArray[np.float64]:
         raise ValueError(f"features must be a 2-D array (N, d), got shape {x.shape}")
     if x.shape[0] == 0 or x.shape[1] == 0:
         raise ValueError(f"features must have at least one row and one column, got {x.shape}")
-    _finite(x, "features")
+    validation.finite(x, "features")
     return np.asarray(x, dtype=np.float64)
 
 
@@ -83,7 +77,7 @@ def _weights(weights: ArrayLike, shape: tuple[int, ...], what: str) -> NDArray[n
     w = validation.float_array(weights, "weights")
     if w.shape != shape:
         raise ValueError(f"weights must have shape {shape} ({what}), got {w.shape}")
-    _finite(w, "weights")
+    validation.finite(w, "weights")
     return np.asarray(w, dtype=np.float64)
 
 
@@ -101,7 +95,7 @@ def _binary_targets(targets: ArrayLike, n: int) -> NDArray[np.float64]:
     y = validation.probabilities(targets, "targets")
     if y.shape != (n,):
         raise ValueError(f"targets must have shape ({n},), one per row of features, got {y.shape}")
-    _finite(y, "targets")
+    validation.finite(y, "targets")
     return np.asarray(y, dtype=np.float64)
 
 
@@ -130,7 +124,7 @@ def _class_targets(targets: ArrayLike, n: int, classes: int | None) -> NDArray:
             f"got {y.shape}{labels}"
         )
     validation.in_unit_interval(y, "targets")
-    _finite(y, "targets")
+    validation.finite(y, "targets")
     return np.asarray(y, dtype=np.float64)
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "FLOAT_TYPES",
     "REDUCTIONS",
     "class_axis",
+    "finite",
     "fits",
     "float_array",
     "ignore_index",
@@ -127,6 +128,24 @@ def in_unit_interval(a: NDArray[np.floating], name: str) -> None:
             raise ValueError(f"{name} must lie in [0, 1]; found {a[outside].flat[0].item()!r}")
 
 
+def finite(a: NDArray, name: str) -> None:
+    """Every entry of the array ``a`` must be finite; the error names ``name`` and the first
+    entry that is not.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lossgrad.validation import finite
+    >>> finite(np.array([1.0, -np.inf]), "features")
+    Traceback (most recent call last):
+    ...
+    ValueError: features must be finite; found -inf
+    """
+    ok = np.isfinite(a)
+    if not np.all(ok):
+        raise ValueError(f"{name} must be finite; found {a[~ok].flat[0].item()!r}")
+
+
 def weights(x: ArrayLike | None, name: str) -> NDArray[np.floating] | None:
     """``x`` as a float array of finite, non-negative weights; ``None`` stays ``None``.
 
@@ -144,9 +163,7 @@ def weights(x: ArrayLike | None, name: str) -> NDArray[np.floating] | None:
     a = float_array(x, name)
     if a.size and a.min() >= 0 and a.max() < np.inf:  # the common case, in two reductions
         return a
-    finite = np.isfinite(a)
-    if not np.all(finite):
-        raise ValueError(f"{name} must be finite; found {a[~finite].flat[0].item()!r}")
+    finite(a, name)
     if np.any(a < 0):
         raise ValueError(f"{name} must be non-negative; found {a[a < 0].flat[0].item()!r}")
     return a
