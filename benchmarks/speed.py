@@ -5,10 +5,11 @@ Usage: python benchmarks/speed.py [--repeats 5] [--size 10000000]      (about th
 Every function (loss, gradient, both), reduction ("none", "mean", "sum") and option (weights,
 pos_weight, class weights, label smoothing, ignore_index, index and probability targets), in
 float64 and float32, is timed against the naive NumPy formula for the same quantity, in the same
-run; the sigmoid focal loss against torchvision's formula. The naive formulas are the ones of
-issue 8: ``np.logaddexp(0, u) - p*u`` and ``expit(u) - p`` for the binary loss, the max-shifted
-log-sum-exp and ``exp(z - lse)`` for softmax, each with its option written the obvious way, then
-``np.mean`` or ``np.sum``.
+run; the sigmoid focal loss against torchvision's formula; z-loss and soft-capping against their
+usual NumPy formulas (the max-shifted log-sum-exp; ``c*tanh(z/c)`` and ``1 - tanh(z/c)**2``).
+The naive formulas are the ones of issue 8: ``np.logaddexp(0, u) - p*u`` and ``expit(u) - p``
+for the binary loss, the max-shifted log-sum-exp and ``exp(z - lse)`` for softmax, each with its
+option written the obvious way, then ``np.mean`` or ``np.sum``.
 
 Times are CPU time of the calling thread (``time.thread_time``: the machine is shared, and time
 spent waiting for a core is not the code's), interleaved: each repeat runs the naive formula
@@ -36,6 +37,7 @@ from scipy import special
 
 import lossgrad as lg
 from lossgrad.focal import sigmoid_focal_loss, sigmoid_focal_loss_and_grad, sigmoid_focal_loss_grad
+from lossgrad.stability import soft_cap, soft_cap_grad, z_loss, z_loss_and_grad, z_loss_grad
 
 REDUCTIONS = ("none", "mean", "sum")
 FUNCTIONS = ("loss", "grad", "loss+grad")
@@ -201,6 +203,60 @@ def focal_cases(u, y_hard, y_soft) -> dict:
     return cases
 
 
+# z-loss and soft-capping: the usual NumPy formulas.
+
+
+def naive_z_loss(function, reduction, z, coefficient=1e-4):
+    m = np.max(z, axis=-1, keepdims=True)
+    e = np.exp(z - m)
+    total = np.sum(e, axis=-1, keepdims=True)
+    log_z = m + np.log(total)
+    results = []
+    if function in ("loss", "loss+grad"):
+        results.append(reduce(coefficient * log_z[..., 0] ** 2, reduction))
+    if function in ("grad", "loss+grad"):
+        grad = (2 * coefficient) * log_z * (e / total)
+        if reduction == "mean":
+            grad = grad / log_z.size
+        results.append(grad)
+    return results
+
+
+Z_LOSS = (z_loss, z_loss_grad, z_loss_and_grad)
+
+
+def z_loss_cases(z_narrow, z_wide) -> dict:
+    cases = {}
+    for function in FUNCTIONS:
+        for label, z in ((f"{z_narrow.shape[1]} classes", z_narrow),
+                         (f"{z_wide.shape[1]} classes", z_wide)):
+            cases[(function, label)] = (
+                lambda r, f=function, x=z: call_lossgrad(Z_LOSS, f, x, reduction=r),
+                lambda r, f=function, x=z: naive_z_loss(f, r, x),
+                [z],
+            )
+    return cases
+
+
+def soft_cap_table(u, repeats: int, worst: list, cap: float = 30.0) -> None:
+    """Soft-capping has no reduction: one ratio per function and type."""
+    print("| function | type | time ratio | memory |")
+    print("|---|---|---:|---:|")
+    for dtype in (np.float64, np.float32):
+        x = u.astype(dtype)
+        c = dtype(cap)
+        for name, ours, naive in (
+            ("soft_cap", lambda x=x: [soft_cap(x, cap)], lambda x=x, c=c: [c * np.tanh(x / c)]),
+            ("soft_cap_grad", lambda x=x: [soft_cap_grad(x, cap)],
+             lambda x=x, c=c: [1 - np.tanh(x / c) ** 2]),
+        ):
+            r = ratios(ours, naive, repeats)
+            worst.append((statistics.median(r), f"soft-capping: {name}, {np.dtype(dtype).name}"))
+            print(f"| {name} | {np.dtype(dtype).name} | {cell(r)} | "
+                  f"{peak_ratio(ours, [x]):.3f} |")
+    print()
+
+
 # Measuring.
 
 
@@ -354,6 +410,15 @@ def main() -> None:
         with np.errstate(all="ignore"):
             table(f"focal, {np.dtype(dtype).name}", focal_cases(u, y_hard, y_soft),
                   args.repeats, worst)
+    print("## z-loss\n")
+    for dtype in (np.float64, np.float32):
+        z_narrow = (3.0 * rng.standard_normal((rows, 1000))).astype(dtype)
+        z_wide = (3.0 * rng.standard_normal((max(1, args.size // 32000), 32000))).astype(dtype)
+        table(f"z-loss, {np.dtype(dtype).name}", z_loss_cases(z_narrow, z_wide), args.repeats,
+              worst)
+    print("## Soft-capping\n")
+    print(f"{args.size:.0e} logits ~ N(0, 40^2), cap 30.\n")
+    soft_cap_table(40.0 * rng.standard_normal(args.size), args.repeats, worst)
     worst.sort(reverse=True)
     above = [w for w in worst if w[0] > 1.0]
     print(f"## Summary\n\n{len(worst)} configurations; {len(above)} with a median ratio above "

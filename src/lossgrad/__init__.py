@@ -10,7 +10,8 @@ errors in ULPs in :mod:`lossgrad.accuracy`, and the plot style and the book's fi
 reductions in :mod:`lossgrad.summation`. Logistic and softmax regression (the losses, gradients
 and Hessians in the weights, and Newton and gradient-descent fits) are in
 :mod:`lossgrad.regression`, and a two-layer network with its gradients by backpropagation in
-:mod:`lossgrad.network`.
+:mod:`lossgrad.network`. Part V's variants: the sigmoid focal loss in :mod:`lossgrad.focal`,
+z-loss and logit soft-capping in :mod:`lossgrad.stability`.
 
 The vocabulary, followed by every function:
 

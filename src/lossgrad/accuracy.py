@@ -18,20 +18,26 @@ __all__ = [
     "bce_hard_points",
     "bce_hard_points_float32",
     "bce_references",
+    "distillation_condition",
     "exact_bce",
     "exact_bce_grad",
+    "exact_distillation",
     "exact_focal",
     "exact_focal_grad",
     "exact_log_softmax",
     "exact_logit",
     "exact_logsumexp",
     "exact_sigmoid",
+    "exact_soft_cap",
     "exact_softmax_cross_entropy",
     "exact_softplus",
+    "exact_z_loss",
     "focal_condition",
+    "soft_cap_condition",
     "softmax_cross_entropy_condition",
     "ulp_error",
     "ulps",
+    "z_loss_condition",
 ]
 
 #: Working precision of the exact references, in significant decimal digits (or the caller's
@@ -549,3 +555,182 @@ def focal_condition(
             return 0.0
         return float(abs(_mp(u) * exact_focal_grad(u, y, alpha, gamma, order + 1) / f))
 
+
+def _distillation_parts(
+    student: Iterable[float], teacher: Iterable[float], temperature: float
+) -> tuple[mpmath.mpf, list, list, list, list, list]:
+    """T, z, t, p, q and log q - log p at the working precision (logits divided by T exactly)."""
+    temp = _mp(temperature)
+    if not (mpmath.isfinite(temp) and temp > 0):
+        raise ValueError(f"temperature must be positive and finite, got {temperature}")
+    z, t = [_mp(v) for v in student], [_mp(v) for v in teacher]
+    if len(z) != len(t):
+        raise ValueError(f"teacher has {len(t)} logits, student {len(z)}; they must match")
+    log_p = exact_log_softmax([v / temp for v in z])
+    log_q = exact_log_softmax([v / temp for v in t])
+    p, q = [mpmath.exp(v) for v in log_p], [mpmath.exp(v) for v in log_q]
+    return temp, z, t, p, q, [a - b for a, b in zip(log_q, log_p, strict=True)]
+
+
+def exact_distillation(
+    student: Iterable[float], teacher: Iterable[float], temperature: float
+) -> tuple[mpmath.mpf, list[mpmath.mpf]]:
+    r"""Distillation loss :math:`T^2 \operatorname{KL}(q \,\Vert\, p)` of one row and its
+    gradient :math:`T(p - q)` in the student's logits, at 50 digits.
+
+    :math:`p = \operatorname{softmax}(z/T)`, :math:`q = \operatorname{softmax}(t/T)`, from
+    :func:`exact_log_softmax`; the divergence is :math:`\sum_k q_k (\log q_k - \log p_k)`.
+    Used in "Distillation at a temperature" and by the tests of :mod:`lossgrad.distillation`.
+
+    Examples
+    --------
+    >>> from lossgrad.accuracy import exact_distillation
+    >>> loss, grad = exact_distillation([0.0, 0.0], [1.0, -1.0], 2.0)
+    >>> round(float(loss), 12), [round(float(g), 12) for g in grad]
+    (0.443776286687, [-0.46211715726, 0.46211715726])
+    """
+    with mpmath.workdps(_digits()):
+        temp, _, _, p, q, r = _distillation_parts(student, teacher, temperature)
+        kl = mpmath.fsum(a * b for a, b in zip(q, r, strict=True))
+        return +(temp * temp * kl), [+(temp * (a - b)) for a, b in zip(p, q, strict=True)]
+
+
+def distillation_condition(
+    student: Iterable[float], teacher: Iterable[float], temperature: float
+) -> tuple[float, list[float]]:
+    r"""Relative condition numbers of the distillation loss and of each gradient entry.
+
+    With respect to the student's and the teacher's logits together:
+    :math:`\kappa = \sum_j \bigl(|z_j\, \partial f / \partial z_j|
+    + |t_j\, \partial f / \partial t_j|\bigr) / |f|`, where for the loss
+    :math:`\partial L / \partial z_j = T(p_j - q_j)` and
+    :math:`\partial L / \partial t_j = T q_j (r_j - \operatorname{KL})`,
+    :math:`r = \log q - \log p`; for the gradient entry :math:`g_j = T(p_j - q_j)`,
+    :math:`\partial g_j / \partial z_i = p_j(\delta_{ij} - p_i)` and
+    :math:`\partial g_j / \partial t_i = -q_j(\delta_{ij} - q_i)`. 0 where the value is 0.
+    Used in "Distillation at a temperature" and by the tests of :mod:`lossgrad.distillation`.
+
+    Examples
+    --------
+    >>> from lossgrad.accuracy import distillation_condition
+    >>> kappa_loss, kappa_grad = distillation_condition([0.0, 0.0], [1.0, -1.0], 2.0)
+    >>> round(kappa_loss, 4), [round(k, 4) for k in kappa_grad]
+    (1.7722, [0.8509, 0.8509])
+    """
+    with mpmath.workdps(_digits()):
+        temp, z, t, p, q, r = _distillation_parts(student, teacher, temperature)
+        kl = mpmath.fsum(a * b for a, b in zip(q, r, strict=True))
+        loss = temp * temp * kl
+        grad = [temp * (a - b) for a, b in zip(p, q, strict=True)]
+        slope = mpmath.fsum(abs(zj * gj) for zj, gj in zip(z, grad, strict=True)) + mpmath.fsum(
+            abs(tj * temp * qj * (rj - kl)) for tj, qj, rj in zip(t, q, r, strict=True)
+        )
+        kappa_loss = float(slope / loss) if loss else 0.0
+        kappa_grad = []
+        for j, g in enumerate(grad):
+            slope_j = mpmath.fsum(
+                abs(z[i]) * p[j] * abs((i == j) - p[i]) + abs(t[i]) * q[j] * abs((i == j) - q[i])
+                for i in range(len(z))
+            )
+            kappa_grad.append(float(slope_j / abs(g)) if g else 0.0)
+        return kappa_loss, kappa_grad
+
+
+
+def exact_z_loss(
+    row: Iterable[float], coefficient: float = 1e-4
+) -> tuple[mpmath.mpf, list[mpmath.mpf]]:
+    r"""z-loss :math:`\lambda \log^2 Z` of one row and its gradient :math:`2\lambda \log Z\, s`,
+    at 50 digits, with :math:`\log Z` from :func:`exact_logsumexp`.
+
+    Used by the stability terms' tests and ``benchmarks/accuracy.py``.
+
+    Examples
+    --------
+    >>> from lossgrad.accuracy import exact_z_loss
+    >>> loss, grad = exact_z_loss([0.0, 0.0], coefficient=1.0)
+    >>> round(float(loss), 12), [round(float(g), 12) for g in grad]
+    (0.480453013918, [0.69314718056, 0.69314718056])
+    """
+    with mpmath.workdps(_digits()):
+        z = [_mp(v) for v in row]
+        lam = _mp(coefficient)
+        log_z = exact_logsumexp(z)
+        return +(lam * log_z**2), [+(2 * lam * log_z * sk) for sk in _exact_softmax(z)]
+
+
+def _exact_softmax(z: list[mpmath.mpf]) -> list[mpmath.mpf]:
+    """Softmax around the largest logit: ``exp(z_k - logsumexp(z))`` would need as many
+    digits as the logits have before the point."""
+    top = max(z)
+    e = [mpmath.exp(v - top) for v in z]
+    total = mpmath.fsum(e)
+    return [v / total for v in e]
+
+
+def z_loss_condition(row: Iterable[float]) -> tuple[float, list[float]]:
+    r"""Relative condition numbers of z-loss and of each gradient entry, as for
+    :func:`softmax_cross_entropy_condition`: :math:`\sum_j |z_j\,\partial f/\partial z_j| / |f|`.
+
+    With :math:`L = \log Z`: :math:`\partial (L^2)/\partial z_j = 2 L s_j`, so the loss's is
+    :math:`2 \sum_j |z_j| s_j / |L|`; and :math:`\partial (L s_i)/\partial z_j =
+    s_i s_j + L s_i([i = j] - s_j)`. The coefficient does not enter. 0 where the value is 0.
+
+    Examples
+    --------
+    >>> from lossgrad.accuracy import z_loss_condition
+    >>> kappa_loss, kappa_grad = z_loss_condition([1.0, 1.0])
+    >>> round(kappa_loss, 4), [round(k, 4) for k in kappa_grad]
+    (1.1812, [1.0, 1.0])
+    """
+    with mpmath.workdps(_digits()):
+        z = [_mp(v) for v in row]
+        log_z = exact_logsumexp(z)
+        s = _exact_softmax(z)
+        absz = [abs(v) for v in z]
+        weighted = mpmath.fsum(a * sk for a, sk in zip(absz, s, strict=True))
+        kappa_loss = float(2 * weighted / abs(log_z)) if log_z else 0.0
+        kappa_grad = []
+        for i in range(len(z)):
+            slope = mpmath.fsum(
+                absz[j] * abs(s[i] * s[j] + log_z * s[i] * ((i == j) - s[j]))
+                for j in range(len(z))
+            )
+            value = abs(log_z * s[i])
+            kappa_grad.append(float(slope / value) if value else 0.0)
+        return kappa_loss, kappa_grad
+
+
+def exact_soft_cap(z: float, cap: float) -> tuple[mpmath.mpf, mpmath.mpf]:
+    r""":math:`c \tanh(z/c)` and its derivative :math:`\operatorname{sech}^2(z/c)` at 50 digits.
+
+    Used by the stability terms' tests and ``benchmarks/accuracy.py``.
+
+    Examples
+    --------
+    >>> from lossgrad.accuracy import exact_soft_cap
+    >>> value, slope = exact_soft_cap(600.0, 30.0)
+    >>> float(value), float(slope)
+    (30.0, 1.6993417021166355e-17)
+    """
+    with mpmath.workdps(_digits()):
+        x = _mp(z) / _mp(cap)
+        return +(_mp(cap) * mpmath.tanh(x)), +(mpmath.sech(x) ** 2)
+
+
+def soft_cap_condition(z: float, cap: float) -> tuple[float, float]:
+    r"""Relative condition numbers :math:`|z f'(z)/f(z)|` of :math:`c \tanh(z/c)` and of
+    :math:`\operatorname{sech}^2(z/c)` with respect to :math:`z`: with :math:`x = z/c`,
+    :math:`x \operatorname{sech}^2 x / \tanh x \le 1` (1 at :math:`z = 0`) and
+    :math:`2 |x \tanh x|`.
+
+    Examples
+    --------
+    >>> from lossgrad.accuracy import soft_cap_condition
+    >>> [round(k, 4) for k in soft_cap_condition(30.0, 30.0)]
+    [0.5514, 1.5232]
+    """
+    with mpmath.workdps(_digits()):
+        x = _mp(z) / _mp(cap)
+        kappa_value = float(x * mpmath.sech(x) ** 2 / mpmath.tanh(x)) if x else 1.0
+        return kappa_value, float(abs(2 * x * mpmath.tanh(x)))

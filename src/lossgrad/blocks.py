@@ -4,7 +4,8 @@ A loss is computed a block of elements (or rows) at a time, so that no temporary
 a block and the block's work arrays stay in the caches: :func:`element_blocks` hands out the
 operands block by block, :class:`Scratch` keeps the work arrays between calls, and
 :class:`LossReduction` takes the per-element losses to what the loss function returns (the
-output array, or an accurate sum). Used by :mod:`lossgrad.losses` and :mod:`lossgrad.focal`.
+output array, or an accurate sum); :class:`Rows` reads an array with a class axis as blocks of
+rows. Used by :mod:`lossgrad.losses` and :mod:`lossgrad.focal`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ __all__ = [
     "Loss",
     "LossReduction",
     "Reduction",
+    "Rows",
     "Scratch",
     "element_blocks",
 ]
@@ -158,3 +160,24 @@ def element_blocks(
     with it:
         for ops in it:
             yield place(inputs, ops[: len(present_in)]), place(outputs, ops[len(present_in) :])
+
+
+class Rows:
+    """An array whose class axis is moved last, read as blocks of rows of classes.
+
+    A C-contiguous layout gives views; any other (a class axis other than the last, or a
+    strided array) gives each block as a copy, so that the whole array is never copied.
+    """
+
+    def __init__(self, x: NDArray, axis: int) -> None:
+        self.moved = np.moveaxis(x, axis, -1)
+        self.lead = self.moved.shape[:-1]
+        self.classes = self.moved.shape[-1]
+        self.count = int(np.prod(self.lead))
+        contiguous = self.moved.flags.c_contiguous
+        self.flat = self.moved.reshape(self.count, self.classes) if contiguous else None
+
+    def block(self, start: int, stop: int) -> NDArray:
+        if self.flat is not None:
+            return self.flat[start:stop]
+        return self.moved[np.unravel_index(np.arange(start, stop), self.lead)]

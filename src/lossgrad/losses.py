@@ -35,6 +35,7 @@ from lossgrad.blocks import (
     Loss,
     LossReduction,
     Reduction,
+    Rows,
     Scratch,
     element_blocks,
 )
@@ -468,27 +469,6 @@ def bce_with_logits_and_grad(
 # Softmax cross-entropy.
 
 
-class _Rows:
-    """An array whose class axis is moved last, read as blocks of rows of classes.
-
-    A C-contiguous layout gives views; any other (a class axis other than the last, or a
-    strided array) gives each block as a copy, so that the whole array is never copied.
-    """
-
-    def __init__(self, x: NDArray, axis: int) -> None:
-        self.moved = np.moveaxis(x, axis, -1)
-        self.lead = self.moved.shape[:-1]
-        self.classes = self.moved.shape[-1]
-        self.count = int(np.prod(self.lead))
-        contiguous = self.moved.flags.c_contiguous
-        self.flat = self.moved.reshape(self.count, self.classes) if contiguous else None
-
-    def block(self, start: int, stop: int) -> NDArray:
-        if self.flat is not None:
-            return self.flat[start:stop]
-        return self.moved[np.unravel_index(np.arange(start, stop), self.lead)]
-
-
 class _RowTargets(NamedTuple):
     r"""One block's effective targets :math:`t = a\,e_{\text{index}} + \text{keep}\cdot
     \text{spread} + y`, in float64 (``None``: the term is absent, or ``a`` is 1)."""
@@ -728,11 +708,11 @@ class _Targets(NamedTuple):
 
     index: NDArray[np.intp] | None  # (rows,) class indices, ignored rows set to 0
     keep: NDArray[np.float64] | None  # (rows,) 1 for rows that count, 0 for ignored; None: all
-    y: _Rows | None  # probability rows
+    y: Rows | None  # probability rows
 
 
 def _softmax_targets(
-    targets: ArrayLike, rows: _Rows, shape: tuple[int, ...], axis: int, ignored: int | None
+    targets: ArrayLike, rows: Rows, shape: tuple[int, ...], axis: int, ignored: int | None
 ) -> _Targets:
     """Tell index targets from probability targets by dtype, and check them."""
     if isinstance(targets, np.ma.MaskedArray):
@@ -749,7 +729,7 @@ def _softmax_targets(
             raise ValueError(
                 f"probability targets need the shape of logits, {shape}; got {y.shape}"
             )
-        return _Targets(None, None, _Rows(y, axis))
+        return _Targets(None, None, Rows(y, axis))
     if raw.shape != rows.lead:
         raise ValueError(
             f"class-index targets need shape {rows.lead} (logits without the class axis), "
@@ -847,7 +827,7 @@ def _softmax_ce(
     ignored = validation.ignore_index(ignore_index)
     z = validation.float_array(logits, "logits")
     axis = validation.class_axis(z.shape, axis)
-    rows = _Rows(z, axis)
+    rows = Rows(z, axis)
     classes = rows.classes
     w = validation.weights(weight, "weight")
     if w is not None and w.shape != (classes,):
