@@ -1,0 +1,511 @@
+r"""Cross-entropy of a linear last layer over a large vocabulary, without storing the logits.
+
+A language model's last layer maps :math:`N` hidden states :math:`H` (:math:`N \times d`) to
+logits :math:`Z = H W^\top` over a vocabulary of :math:`V` tokens (:math:`W` is
+:math:`V \times d`). With :math:`S = \operatorname{softmax}(Z)` row by row and one-hot targets
+:math:`Y`, the mean cross-entropy's gradients are
+
+.. math::
+
+    \frac{\partial L}{\partial H} = \frac{1}{N}(S - Y)\,W, \qquad
+    \frac{\partial L}{\partial W} = \frac{1}{N}(S - Y)^\top H,
+
+so everything the gradient needs is the softmax, which can be formed a block of vocabulary
+columns at a time once each row's log-sum-exp is known. The functions here never hold more than
+one :math:`N \times B` block of logits: a forward pass keeps a running maximum and a rescaled
+running sum per row (the online log-sum-exp of Milakov and Gimelshein, 2018), and a backward
+pass recomputes each block's logits and adds its share to both gradients (as Cut Cross-Entropy
+does, Wijmans et al., 2025). The cost is one more matrix product than the direct computation;
+the memory is :math:`O(N B)` instead of :math:`O(N V)`.
+
+How it is computed. Each row's log-sum-exp is kept as :math:`m + \operatorname{log1p}(r)`, with
+:math:`m` the largest logit so far and :math:`r` the sum of the other terms
+:math:`e^{z_k - m}`, so that a confident row's loss :math:`(m - z_y) + \operatorname{log1p}(r)`
+keeps its digits, and the gradient at a target that is the row's largest logit is formed as
+:math:`-r/(1 + r)`, not as :math:`s_y - 1`. Per-row quantities are float64; matrix products run
+in the inputs' type (float32 products are numpy's ``sgemm``), and a float32 ``d_hidden`` is added
+up over blocks in float64. Derived in "Cross-entropy at vocabulary scale".
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import NamedTuple
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from lossgrad import validation
+from lossgrad.blocks import Loss, Reduction
+from lossgrad.summation import CompensatedSum
+
+__all__ = [
+    "linear_cross_entropy",
+    "linear_cross_entropy_and_grad",
+    "linear_cross_entropy_skipped_fraction",
+]
+
+#: The default block: this many float64 logits per block (N x B), 32 MiB, whatever V.
+_BLOCK_ELEMENTS = 2**22
+#: Rows per tile when gradient filtering decides which (rows, block) tiles to skip.
+_FILTER_ROWS = 256
+
+
+class _Inputs(NamedTuple):
+    h: NDArray[np.floating]  # (N, d)
+    w: NDArray[np.floating]  # (V, d)
+    y: NDArray[np.intp]  # (N,) target classes; ignored rows hold 0
+    keep: NDArray[np.bool_] | None  # (N,) rows that count; None: all
+    eps: float  # label smoothing
+    block: int  # vocabulary columns per block
+    divisor: float  # what "mean" divides by (1 for the others)
+
+
+class _RowStats(NamedTuple):
+    """What the forward pass keeps: N numbers of each kind, float64."""
+
+    top: NDArray[np.float64]  # the largest logit m
+    arg: NDArray[np.intp]  # its index (the first, among equal ones)
+    others: NDArray[np.float64]  # r: the other terms e^(z_k - m), added up
+    target: NDArray[np.float64]  # the target's logit z_y
+    total: NDArray[np.float64] | None  # the sum of the logits (label smoothing only)
+
+
+def _inputs(
+    hidden: ArrayLike, weight: ArrayLike, targets: ArrayLike, ignore_index: object,
+    label_smoothing: object, reduction: str, block_size: object,
+) -> _Inputs:
+    h = validation.float_array(hidden, "hidden")
+    w = validation.float_array(weight, "weight")
+    if h.ndim != 2 or w.ndim != 2:
+        raise ValueError(
+            f"hidden must be (N, d) and weight (V, d); got shapes {h.shape} and {w.shape}"
+        )
+    if h.dtype != w.dtype:
+        raise TypeError(f"hidden and weight must have one float type; got {h.dtype} and {w.dtype}")
+    if h.shape[1] != w.shape[1]:
+        raise ValueError(
+            f"hidden (N, d) and weight (V, d) need the same d; got {h.shape} and {w.shape}"
+        )
+    n, vocabulary = h.shape[0], w.shape[0]
+    if vocabulary == 0:
+        raise ValueError("weight has no rows: the vocabulary is empty")
+    y = np.asarray(targets)
+    if y.dtype.kind not in "iu" or y.dtype == np.bool_:
+        raise TypeError(f"targets must be integer class indices; got dtype {y.dtype}")
+    if y.shape != (n,):
+        raise ValueError(f"targets must have shape ({n},), one per row of hidden; got {y.shape}")
+    ignored = validation.ignore_index(ignore_index)
+    keep = None if ignored is None else y != ignored
+    if keep is not None and keep.all():
+        keep = None
+    live = y if keep is None else y[keep]
+    if live.size and not (live.min() >= 0 and live.max() < vocabulary):
+        bad = live[(live < 0) | (live >= vocabulary)][0]
+        raise ValueError(
+            f"targets must lie in [0, {vocabulary}) (or be ignore_index={ignored}); got {bad}"
+        )
+    y = y.astype(np.intp) if keep is None else np.where(keep, y, 0).astype(np.intp)
+    eps = validation.label_smoothing(label_smoothing)
+    reduction = validation.reduction(reduction)
+    count = n if keep is None else int(np.count_nonzero(keep))
+    if reduction == "mean" and count == 0:
+        if n == 0:
+            raise ValueError('hidden has no rows, so reduction="mean" is undefined')
+        raise ValueError(
+            f'every target is ignore_index ({ignored}), so reduction="mean" has no rows to average'
+        )
+    if block_size is None:
+        block = max(1, _BLOCK_ELEMENTS // max(1, n))
+    else:
+        if isinstance(block_size, bool | np.bool_) or not isinstance(block_size, numbers.Integral):
+            raise TypeError(f"block_size must be a positive integer or None, got {block_size!r}")
+        if block_size < 1:
+            raise ValueError(f"block_size must be a positive integer, got {block_size}")
+        block = int(block_size)
+    divisor = float(count) if reduction == "mean" else 1.0
+    return _Inputs(h, w, y, keep, eps, min(block, vocabulary), divisor)
+
+
+def _blocks(vocabulary: int, block: int):
+    return ((start, min(vocabulary, start + block)) for start in range(0, vocabulary, block))
+
+
+def _forward(x: _Inputs) -> _RowStats:
+    """One pass over vocabulary blocks: each row's maximum, the other terms' sum, z_y."""
+    n = x.h.shape[0]
+    rows = np.arange(n)
+    top = np.full(n, -np.inf)
+    arg = np.zeros(n, np.intp)
+    others = np.zeros(n)
+    target = np.zeros(n)
+    total = np.zeros(n) if x.eps else None
+    z_work, e_work = _work(x)
+    for start, stop in _blocks(x.w.shape[0], x.block):
+        z = _logits(x, start, stop, z_work)
+        block_arg = np.argmax(z, axis=1)
+        block_top = z[rows, block_arg].astype(np.float64)
+        new_top = np.maximum(top, block_top)
+        rises = block_top > top
+        # e^(z - m') for the block, the block's own maximum left out where it becomes m'.
+        e = np.subtract(z, new_top[:, None], out=e_work[: z.size].reshape(z.shape))
+        np.exp(e, out=e)
+        e[rows[rises], block_arg[rises]] = 0.0
+        # The old terms rescaled to the new maximum; the old maximum joins the others.
+        scale = np.exp(top - new_top)
+        others *= scale
+        others += np.where(rises, scale, 0.0)
+        others += e.sum(axis=1)
+        top = new_top
+        arg = np.where(rises, block_arg + start, arg)
+        inside = (x.y >= start) & (x.y < stop)
+        target[inside] = z[rows[inside], x.y[inside] - start]
+        if total is not None:
+            total += z.sum(axis=1, dtype=np.float64)
+    return _RowStats(top, arg, others, target, total)
+
+
+def _work(x: _Inputs) -> tuple[NDArray, NDArray[np.float64]]:
+    """Buffers for one block's logits (the inputs' type) and its float64 work, made once."""
+    size = x.h.shape[0] * x.block
+    return np.empty(size, x.h.dtype), np.empty(size)
+
+
+def _logits(x: _Inputs, start: int, stop: int, z_work: NDArray) -> NDArray:
+    """The block's logits H W_b^T, (N, B), in the inputs' type."""
+    z = z_work[: x.h.shape[0] * (stop - start)].reshape(x.h.shape[0], stop - start)
+    return np.matmul(x.h, x.w[start:stop].T, out=z)
+
+
+def _row_losses(x: _Inputs, r: _RowStats) -> NDArray[np.float64]:
+    r"""(m - z_y) + log1p(r), and with smoothing eps: (1 - eps)(that) + eps (lse - mean z)."""
+    tail = np.log1p(r.others)
+    loss = (r.top - r.target) + tail
+    if x.eps:
+        vocabulary = x.w.shape[0]
+        spread = (r.top - r.total / vocabulary) + tail
+        loss = (1.0 - x.eps) * loss + x.eps * spread
+    if x.keep is not None:
+        loss[~x.keep] = 0.0
+    return loss
+
+
+def _reduce(losses: NDArray[np.float64], reduction: str, dtype: np.dtype, divisor: float) -> Loss:
+    if reduction == "none":
+        return losses.astype(dtype)
+    total = CompensatedSum(max(1, losses.size))
+    total.add(losses)
+    value = total.value(divisor if reduction == "mean" else None)
+    with np.errstate(over="ignore"):
+        return dtype.type(value)
+
+
+def _block_gradient(
+    x: _Inputs, r: _RowStats, z: NDArray, start: int, stop: int, row_scale: NDArray[np.float64],
+    work: NDArray[np.float64],
+) -> NDArray:
+    r""":math:`S - T` for one block, each row times its weight in the loss (``row_scale``)."""
+    rows = np.arange(z.shape[0])
+    vocabulary = x.w.shape[0]
+    g = np.subtract(z, r.top[:, None], out=work)
+    np.exp(g, out=g)
+    g *= (row_scale / (1.0 + r.others))[:, None]
+    if x.eps:
+        g -= (x.eps / vocabulary) * row_scale[:, None]
+    inside = (x.y >= start) & (x.y < stop)
+    if x.keep is not None:
+        inside &= x.keep
+    hit = rows[inside]
+    g[hit, x.y[hit] - start] -= (1.0 - x.eps) * row_scale[hit]
+    # Where the target is the row's largest logit, s_y - t_y = (1 - t_y) - r/(1 + r): the
+    # subtraction above, of t_y from s_y near 1, cancels.
+    at_top = hit[x.y[hit] == r.arg[hit]]
+    if at_top.size:
+        spread = x.eps - x.eps / vocabulary
+        rest = r.others[at_top]
+        g[at_top, x.y[at_top] - start] = row_scale[at_top] * (spread - rest / (1.0 + rest))
+    return g if z.dtype == np.float64 else g.astype(z.dtype)
+
+
+def _row_scale(x: _Inputs) -> NDArray[np.float64]:
+    scale = np.full(x.h.shape[0], 1.0 / x.divisor)
+    if x.keep is not None:
+        scale[~x.keep] = 0.0
+    return scale
+
+
+def _tiles_to_skip(
+    g: NDArray, x: _Inputs, start: int, stop: int, threshold: float, row_scale: NDArray
+) -> list[slice]:
+    """The row tiles of a block whose entries other than the targets' are all below
+    ``threshold`` (in units of the row's weight in the loss)."""
+    n = g.shape[0]
+    size = np.abs(g)
+    inside = np.flatnonzero((x.y >= start) & (x.y < stop))
+    size[inside, x.y[inside] - start] = 0.0  # the targets' entries are added one by one
+    largest = np.max(size, axis=1, initial=0.0) / np.where(row_scale > 0, row_scale, 1.0)
+    skipped = []
+    for first in range(0, n, _FILTER_ROWS):
+        tile = slice(first, min(n, first + _FILTER_ROWS))
+        if largest[tile].max(initial=0.0) < threshold:
+            skipped.append(tile)
+    return skipped
+
+
+def _add_targets_only(
+    g: NDArray, x: _Inputs, start: int, stop: int, tile: slice, d_hidden: NDArray,
+    d_weight: NDArray,
+) -> None:
+    """A skipped tile's target entries s_y - t_y, each a rank-one update of both gradients."""
+    rows = np.arange(tile.start, tile.stop)
+    rows = rows[(x.y[rows] >= start) & (x.y[rows] < stop)]
+    if rows.size == 0:
+        return
+    columns = x.y[rows] - start
+    values = g[rows, columns][:, None]
+    d_hidden[rows] += values * x.w[start:stop][columns]
+    np.add.at(d_weight, x.y[rows], (values * x.h[rows]).astype(d_weight.dtype))
+
+
+def linear_cross_entropy(
+    hidden: ArrayLike,
+    weight: ArrayLike,
+    targets: ArrayLike,
+    *,
+    ignore_index: int | None = -100,
+    label_smoothing: float = 0.0,
+    reduction: Reduction = "mean",
+    block_size: int | None = None,
+) -> Loss:
+    r"""Softmax cross-entropy of the logits :math:`H W^\top`, computed a vocabulary block at a
+    time, without storing the logits.
+
+    .. math::
+
+        \ell_i = \operatorname{logsumexp}(z_i) - z_{i y_i}, \qquad z_i = W h_i,
+
+    with label smoothing :math:`\varepsilon`:
+    :math:`(1 - \varepsilon)\ell_i + \varepsilon\,(\operatorname{logsumexp}(z_i) -
+    \tfrac1V \sum_k z_{ik})`, as PyTorch's ``cross_entropy`` defines it.
+
+    Used in "Cross-entropy at vocabulary scale".
+
+    Parameters
+    ----------
+    hidden : array_like of float, shape (N, d)
+        The hidden states :math:`H`.
+    weight : array_like of float, shape (V, d)
+        The output layer :math:`W`, one row per token; the same float type as ``hidden``.
+    targets : array_like of int, shape (N,)
+        Target token indices in :math:`[0, V)`, or ``ignore_index`` for rows that do not count
+        (padding).
+    ignore_index : int or None, default -100
+        Rows with this target get loss 0 and gradient 0 and do not count in the mean.
+    label_smoothing : float, default 0
+        :math:`\varepsilon \in [0, 1]`.
+    reduction : {"none", "mean", "sum"}, default "mean"
+        Row losses, their mean over the rows that count, or their sum.
+    block_size : int or None
+        Vocabulary columns per block; by default as many as make :math:`2^{22}` logits.
+
+    Returns
+    -------
+    ndarray or numpy scalar
+        In the inputs' float type: shape (N,) for ``"none"``, else a NumPy scalar (the exact sum
+        of the row losses rounded once, divided by the count for ``"mean"``).
+
+    Raises
+    ------
+    TypeError
+        If ``hidden`` or ``weight`` is not a float32 or float64 array or they differ in type,
+        ``targets`` is not an integer array, or an option has the wrong type.
+    ValueError
+        If the shapes do not fit, a target is out of range, ``label_smoothing`` is outside
+        [0, 1], ``reduction`` is unknown, or ``"mean"`` has no row to average.
+
+    References
+    ----------
+    .. [1] M. Milakov and N. Gimelshein, Online normalizer calculation for softmax,
+       arXiv:1805.02867, 2018.
+    .. [2] E. Wijmans, B. Huval, A. Hertzberg, V. Koltun and P. Krähenbühl, Cut your losses in
+       large-vocabulary language models, *ICLR*, 2025.
+
+    Examples
+    --------
+    The same loss as the logits' softmax cross-entropy, here in blocks of 2 tokens:
+
+    >>> import numpy as np
+    >>> from lossgrad import softmax_cross_entropy
+    >>> from lossgrad.vocabulary import linear_cross_entropy
+    >>> rng = np.random.default_rng(0)
+    >>> h, w, y = rng.normal(size=(3, 4)), rng.normal(size=(5, 4)), np.array([0, 4, 2])
+    >>> blocked = linear_cross_entropy(h, w, y, block_size=2)
+    >>> bool(np.isclose(blocked, softmax_cross_entropy(h @ w.T, y), rtol=1e-14))
+    True
+    """
+    x = _inputs(hidden, weight, targets, ignore_index, label_smoothing, reduction, block_size)
+    with np.errstate(under="ignore", over="ignore"):
+        stats = _forward(x)
+        return _reduce(_row_losses(x, stats), reduction, x.h.dtype, x.divisor)
+
+
+def linear_cross_entropy_and_grad(
+    hidden: ArrayLike,
+    weight: ArrayLike,
+    targets: ArrayLike,
+    *,
+    ignore_index: int | None = -100,
+    label_smoothing: float = 0.0,
+    reduction: Reduction = "mean",
+    block_size: int | None = None,
+    filter_threshold: float | None = None,
+) -> tuple[Loss, NDArray[np.floating], NDArray[np.floating]]:
+    r""":func:`linear_cross_entropy` and its gradients with respect to ``hidden`` and
+    ``weight``, in two passes over the vocabulary.
+
+    .. math::
+
+        \frac{\partial L}{\partial H} = (S - T)\,W / N, \qquad
+        \frac{\partial L}{\partial W} = (S - T)^\top H / N,
+
+    :math:`T` the (smoothed) one-hot targets, :math:`N` the number of rows that count
+    (1 for ``"sum"``; for ``"none"`` the gradients are those of the sum). The first pass finds
+    each row's log-sum-exp; the second recomputes each block's logits and adds its
+    :math:`(S - T)` block's products to both gradients.
+
+    Used in "Cross-entropy at vocabulary scale".
+
+    Parameters
+    ----------
+    hidden, weight, targets, ignore_index, label_smoothing, reduction, block_size
+        As for :func:`linear_cross_entropy`.
+    filter_threshold : float or None, default None
+        Gradient filtering (Wijmans et al., 2025), off by default: a tile of 256 rows of a
+        block is left out of both products when every entry of its :math:`S - T` other than the
+        targets' is below this (in units of the row's weight in the loss); the targets' entries
+        are then added one by one. What is left out is an error in the gradients:
+        :func:`linear_cross_entropy_skipped_fraction` reports how much is skipped.
+
+    Returns
+    -------
+    loss : ndarray or numpy scalar
+        As :func:`linear_cross_entropy` returns it.
+    d_hidden : ndarray, shape (N, d)
+        :math:`\partial L / \partial H`, in the inputs' float type.
+    d_weight : ndarray, shape (V, d)
+        :math:`\partial L / \partial W`, in the inputs' float type.
+
+    Raises
+    ------
+    TypeError
+        As for :func:`linear_cross_entropy`; or ``filter_threshold`` is not a real number.
+    ValueError
+        As for :func:`linear_cross_entropy`; or ``filter_threshold`` is negative or not finite.
+
+    References
+    ----------
+    .. [1] E. Wijmans, B. Huval, A. Hertzberg, V. Koltun and P. Krähenbühl, Cut your losses in
+       large-vocabulary language models, *ICLR*, 2025.
+
+    Examples
+    --------
+    Against the gradients formed from the whole logit matrix:
+
+    >>> import numpy as np
+    >>> from lossgrad import softmax, softmax_cross_entropy
+    >>> from lossgrad.vocabulary import linear_cross_entropy_and_grad
+    >>> rng = np.random.default_rng(1)
+    >>> h, w, y = rng.normal(size=(3, 4)), rng.normal(size=(6, 4)), np.array([5, 0, 3])
+    >>> loss, dh, dw = linear_cross_entropy_and_grad(h, w, y, block_size=4)
+    >>> g = (softmax(h @ w.T) - np.eye(6)[y]) / 3
+    >>> bool(np.allclose(dh, g @ w, rtol=1e-13)), bool(np.allclose(dw, g.T @ h, rtol=1e-13))
+    (True, True)
+    """
+    x = _inputs(hidden, weight, targets, ignore_index, label_smoothing, reduction, block_size)
+    threshold = _threshold(filter_threshold)
+    dtype = x.h.dtype
+    with np.errstate(under="ignore", over="ignore"):
+        stats = _forward(x)
+        loss = _reduce(_row_losses(x, stats), reduction, dtype, x.divisor)
+        row_scale = _row_scale(x)
+        # float32 d_hidden adds V/B products: in float64, then rounded once.
+        d_hidden = np.zeros(x.h.shape, np.float64 if dtype == np.float32 else dtype)
+        d_weight = np.empty(x.w.shape, dtype)
+        z_work, g_work = _work(x)
+        for start, stop in _blocks(x.w.shape[0], x.block):
+            wb = x.w[start:stop]
+            z = _logits(x, start, stop, z_work)
+            g = _block_gradient(x, stats, z, start, stop, row_scale,
+                                g_work[: z.size].reshape(z.shape))
+            skipped = []
+            if threshold is not None:
+                skipped = _tiles_to_skip(g, x, start, stop, threshold, row_scale)
+            if not skipped:
+                d_hidden += g @ wb
+                np.matmul(g.T, x.h, out=d_weight[start:stop])
+                continue
+            d_weight[start:stop] = 0.0
+            for first in range(0, g.shape[0], _FILTER_ROWS):
+                tile = slice(first, min(g.shape[0], first + _FILTER_ROWS))
+                if tile in skipped:
+                    _add_targets_only(g, x, start, stop, tile, d_hidden, d_weight)
+                    continue
+                d_hidden[tile] += g[tile] @ wb
+                d_weight[start:stop] += g[tile].T @ x.h[tile]
+    return loss, d_hidden.astype(dtype, copy=False), d_weight
+
+
+def _threshold(value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+        raise TypeError(f"filter_threshold must be a real number or None, got {value!r}")
+    threshold = float(value)
+    if not (np.isfinite(threshold) and threshold >= 0):
+        raise ValueError(f"filter_threshold must be a non-negative, finite number, got {value!r}")
+    return threshold
+
+
+def linear_cross_entropy_skipped_fraction(
+    hidden: ArrayLike,
+    weight: ArrayLike,
+    targets: ArrayLike,
+    filter_threshold: float,
+    *,
+    ignore_index: int | None = -100,
+    label_smoothing: float = 0.0,
+    block_size: int | None = None,
+) -> float:
+    r"""The fraction of (256-row tile, block) pairs that gradient filtering at
+    ``filter_threshold`` leaves out of :func:`linear_cross_entropy_and_grad`'s products.
+
+    Used in "Cross-entropy at vocabulary scale", to report what filtering skips.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lossgrad.vocabulary import linear_cross_entropy_skipped_fraction
+    >>> rng = np.random.default_rng(2)
+    >>> h, w = rng.normal(size=(512, 8)), 3 * rng.normal(size=(64, 8))
+    >>> y = np.argmax(h @ w.T, axis=1)
+    >>> linear_cross_entropy_skipped_fraction(h, w, y, 1e-3, block_size=8)
+    0.0
+    """
+    x = _inputs(hidden, weight, targets, ignore_index, label_smoothing, "sum", block_size)
+    threshold = _threshold(filter_threshold)
+    if threshold is None:
+        raise TypeError("filter_threshold must be a real number")
+    n = x.h.shape[0]
+    tiles_per_block = -(-n // _FILTER_ROWS)
+    skipped = total = 0
+    with np.errstate(under="ignore", over="ignore"):
+        stats = _forward(x)
+        row_scale = _row_scale(x)
+        z_work, g_work = _work(x)
+        for start, stop in _blocks(x.w.shape[0], x.block):
+            z = _logits(x, start, stop, z_work)
+            g = _block_gradient(x, stats, z, start, stop, row_scale,
+                                g_work[: z.size].reshape(z.shape))
+            total += tiles_per_block
+            skipped += len(_tiles_to_skip(g, x, start, stop, threshold, row_scale))
+    return skipped / total if total else 0.0
