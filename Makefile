@@ -53,10 +53,12 @@ notebooks: $(STAMP)
 	$(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 		--ExecutePreprocessor.record_timing=False book/*.ipynb
 
-## Measure accuracy (ULPs against mpmath) and speed (ratios to the naive formulas).
+## Measure accuracy (ULPs against mpmath) and speed (ratios to the naive formulas); the last
+## writes the table that chapter "Cross-entropy at vocabulary scale" plots.
 benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/accuracy.py
 	$(BIN)/python benchmarks/speed.py
+	$(BIN)/python benchmarks/vocabulary.py --csv book/data/vocabulary-benchmark.csv
 
 ## Redraw the figure shown in the README.
 figures: $(STAMP)

@@ -468,6 +468,50 @@ def _z_rows(rng, n: int, classes: int) -> np.ndarray:
     return np.array(rows)
 
 
+def distillation_report(rows: int = 40) -> None:
+    from lossgrad.accuracy import distillation_condition, exact_distillation
+    from lossgrad.distillation import distillation_loss_and_grad
+
+    print("## Distillation: largest error in ULPs / max(1, kappa)\n")
+    print(f"{rows} rows per case, 10 classes: teacher t ~ N(0, 3^2); student z = t + delta "
+          "N(0, 1) (near: delta = 1e-6; far: delta = 3). kappa: the condition number with "
+          "respect to both logits. 'common': T^2 sum q (log_softmax(t/T) - log_softmax(z/T)) "
+          "and T (softmax(z/T) - softmax(t/T)) (scipy.special).\n")
+    print("| type | student | T | lossgrad loss | lossgrad gradient | common loss | "
+          "common gradient |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    rng = np.random.default_rng(13)
+    for label, delta in (("near", 1e-6), ("far", 3.0)):
+        t64 = rng.normal(0.0, 3.0, (rows, 10))
+        z64 = t64 + delta * rng.normal(0.0, 1.0, (rows, 10))
+        for temperature in (1.0, 4.0):
+            for dtype in (np.float64, np.float32):
+                z, t = z64.astype(dtype), t64.astype(dtype)
+                loss, grad = distillation_loss_and_grad(z, t, temperature=temperature,
+                                                        reduction="none")
+                log_q = special.log_softmax(t / dtype(temperature), axis=-1)
+                log_p = special.log_softmax(z / dtype(temperature), axis=-1)
+                common_loss = temperature**2 * np.sum(np.exp(log_q) * (log_q - log_p), axis=-1)
+                common_grad = temperature * (np.exp(log_p) - np.exp(log_q))
+                exact = [exact_distillation(a.astype(np.float64), b.astype(np.float64),
+                                            temperature) for a, b in zip(z, t, strict=True)]
+                kappa = [distillation_condition(a.astype(np.float64), b.astype(np.float64),
+                                                temperature) for a, b in zip(z, t, strict=True)]
+                k_loss = np.array([max(1.0, k[0]) for k in kappa])
+                k_grad = np.array([max(1.0, v) for k in kappa for v in k[1]])
+                exact_loss = [e[0] for e in exact]
+                exact_grad = [v for e in exact for v in e[1]]
+                cells = [
+                    np.max(ulps(loss, exact_loss, dtype) / k_loss),
+                    np.max(ulps(grad.ravel(), exact_grad, dtype) / k_grad),
+                    np.max(ulps(common_loss, exact_loss, dtype) / k_loss),
+                    np.max(ulps(common_grad.ravel(), exact_grad, dtype) / k_grad),
+                ]
+                print(f"| {np.dtype(dtype).name} | {label} | {temperature:g} | "
+                      + " | ".join(f"{c:.3g}" for c in cells) + " |")
+    print()
+
+
 def stability_report(rows: int = 40) -> None:
     from lossgrad.accuracy import exact_soft_cap, exact_z_loss, soft_cap_condition, z_loss_condition
     from lossgrad.stability import soft_cap, soft_cap_grad, z_loss_and_grad
@@ -532,4 +576,5 @@ if __name__ == "__main__":
     reduction_report()
     extremes_report()
     focal_report()
+    distillation_report()
     stability_report()

@@ -5,7 +5,9 @@ Usage: python benchmarks/speed.py [--repeats 5] [--size 10000000]      (about th
 Every function (loss, gradient, both), reduction ("none", "mean", "sum") and option (weights,
 pos_weight, class weights, label smoothing, ignore_index, index and probability targets), in
 float64 and float32, is timed against the naive NumPy formula for the same quantity, in the same
-run; the sigmoid focal loss against torchvision's formula; z-loss and soft-capping against their
+run; the sigmoid focal loss against torchvision's formula; distillation against
+``T**2 * sum(q * (log_softmax(t/T) - log_softmax(z/T)))`` and ``T*(softmax(z/T) - softmax(t/T))``
+(scipy.special); z-loss and soft-capping against their
 usual NumPy formulas (the max-shifted log-sum-exp; ``c*tanh(z/c)`` and ``1 - tanh(z/c)**2``).
 The naive formulas are the ones of issue 8: ``np.logaddexp(0, u) - p*u`` and ``expit(u) - p``
 for the binary loss, the max-shifted log-sum-exp and ``exp(z - lse)`` for softmax, each with its
@@ -36,6 +38,11 @@ import numpy as np
 from scipy import special
 
 import lossgrad as lg
+from lossgrad.distillation import (
+    distillation_loss,
+    distillation_loss_and_grad,
+    distillation_loss_grad,
+)
 from lossgrad.focal import sigmoid_focal_loss, sigmoid_focal_loss_and_grad, sigmoid_focal_loss_grad
 from lossgrad.stability import soft_cap, soft_cap_grad, z_loss, z_loss_and_grad, z_loss_grad
 
@@ -223,6 +230,35 @@ def naive_z_loss(function, reduction, z, coefficient=1e-4):
 
 
 Z_LOSS = (z_loss, z_loss_grad, z_loss_and_grad)
+DISTILLATION = (distillation_loss, distillation_loss_grad, distillation_loss_and_grad)
+
+
+def naive_distillation(function, reduction, z, t, temperature):
+    log_q = special.log_softmax(t / temperature, axis=-1)
+    results = []
+    if function in ("loss", "loss+grad"):
+        log_p = special.log_softmax(z / temperature, axis=-1)
+        rows = temperature**2 * np.sum(np.exp(log_q) * (log_q - log_p), axis=-1)
+        results.append(reduce(rows, reduction))
+    if function in ("grad", "loss+grad"):
+        grad = temperature * (special.softmax(z / temperature, axis=-1) - np.exp(log_q))
+        if reduction == "mean":
+            grad = grad / z.shape[0]
+        results.append(grad)
+    return results
+
+
+def distillation_cases(z, t) -> dict:
+    cases = {}
+    for function in FUNCTIONS:
+        for temperature in (1.0, 4.0):
+            cases[(function, f"T = {temperature:g}")] = (
+                lambda r, f=function, tt=temperature: call_lossgrad(
+                    DISTILLATION, f, z, t, temperature=tt, reduction=r),
+                lambda r, f=function, tt=temperature: naive_distillation(f, r, z, t, tt),
+                [z, t],
+            )
+    return cases
 
 
 def z_loss_cases(z_narrow, z_wide) -> dict:
@@ -410,6 +446,12 @@ def main() -> None:
         with np.errstate(all="ignore"):
             table(f"focal, {np.dtype(dtype).name}", focal_cases(u, y_hard, y_soft),
                   args.repeats, worst)
+    print("## Distillation\n")
+    for dtype in (np.float64, np.float32):
+        z = (3.0 * rng.standard_normal((rows, 1000))).astype(dtype)
+        t = (z + rng.standard_normal((rows, 1000))).astype(dtype)
+        table(f"distillation, {np.dtype(dtype).name}", distillation_cases(z, t), args.repeats,
+              worst)
     print("## z-loss\n")
     for dtype in (np.float64, np.float32):
         z_narrow = (3.0 * rng.standard_normal((rows, 1000))).astype(dtype)

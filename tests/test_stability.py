@@ -194,3 +194,43 @@ def test_empty_inputs():
     assert z_loss(np.ones((0, 3)), reduction="sum") == 0.0
     assert z_loss_grad(np.ones((0, 3)), reduction="sum").shape == (0, 3)
     assert soft_cap(np.ones(0), 30.0).shape == (0,)
+
+
+def test_z_loss_gradient_beyond_the_float_range_has_no_nan():
+    # 2 lambda log Z overflows; the second class's probability underflows to 0, so its entry is
+    # 0 (not 0 times inf).
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loss, grad = z_loss_and_grad(np.array([[1e308, 0.0]]), coefficient=1.0, reduction="sum")
+    assert loss == np.inf and grad[0, 0] == np.inf and grad[0, 1] == 0.0
+
+
+def test_z_loss_over_many_blocks_of_rows():
+    # 20000 rows of 3 classes span several blocks: against the row-wise formula and an exact sum.
+    rng = np.random.default_rng(8)
+    z = rng.normal(0.0, 4.0, (20000, 3))
+    top = z.max(axis=1)
+    log_z = top + np.log1p(np.exp(z - top[:, None]).sum(axis=1) - 1.0)
+    rows = z_loss(z, coefficient=0.5, reduction="none")
+    np.testing.assert_allclose(rows, 0.5 * log_z**2, rtol=1e-12)
+    grad = z_loss_grad(z, coefficient=0.5, reduction="none")
+    np.testing.assert_allclose(grad, log_z[:, None] * np.exp(z - log_z[:, None]), rtol=1e-12)
+    with mpmath.workdps(30):
+        exact = mpmath.fsum(mpmath.mpf(float(r)) for r in rows)
+    assert ulps(z_loss(z, coefficient=0.5, reduction="sum"), exact) <= 1
+    # The same rows along axis 0 of a Fortran-ordered array.
+    np.testing.assert_array_equal(z_loss(np.asfortranarray(z.T), axis=0, coefficient=0.5,
+                                         reduction="none"), rows)
+
+
+def test_soft_cap_is_the_identity_where_z_over_c_is_tiny():
+    # z/c subnormal would lose digits; there c tanh(z/c) = z to within rounding.
+    assert soft_cap(np.array([1e-20]), 1e300)[0] == 1e-20
+    assert soft_cap(np.array([-3e-320]), 30.0)[0] == -3e-320
+    assert soft_cap(np.array([1e-40], np.float32), 30.0)[0] == np.float32(1e-40)
+
+
+@pytest.mark.parametrize("cap", [1e39, 1e-46])
+def test_a_cap_outside_float32_is_refused_for_float32_logits(cap):
+    with pytest.raises(ValueError, match="cap must be a normal float32"):
+        soft_cap(np.ones(2, np.float32), cap)

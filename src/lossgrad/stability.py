@@ -68,6 +68,11 @@ def _cap(value: object) -> float:
     return cap
 
 
+def _fresh(name: str, n: int, dtype: type = np.float64) -> NDArray:
+    """A work array for this call only (a :class:`Scratch` keeps its arrays)."""
+    return np.empty(n, dtype)
+
+
 def _z_kernel(
     z: NDArray[np.floating],
     coefficient: float,
@@ -105,9 +110,15 @@ def _z_kernel(
     if grad is not None:
         e[rows, top] = 1.0
         # 2 lambda log Z e^(z - m) / sum_k e^(z_k - m), divided for "mean" before rounding.
-        scaled *= 2.0 / divisor
-        scaled /= others + 1.0
-        np.multiply(e, scaled[:, None], out=grad)
+        factor = log_z / (others + 1.0)
+        factor *= 2.0 * coefficient / divisor
+        if np.all(np.isfinite(factor)):
+            np.multiply(e, factor[:, None], out=grad)
+        else:
+            # 2 lambda log Z beyond the float range: log Z s first, which is at most log Z,
+            # so that a probability that underflowed gives 0, not 0 times inf.
+            e *= (log_z / (others + 1.0))[:, None]
+            np.multiply(e, 2.0 * coefficient / divisor, out=grad)
 
 
 def _z_loss(
@@ -128,7 +139,9 @@ def _z_loss(
     budget = int(0.075 * (z.nbytes + outputs) / (8 + 96 / rows.classes))
     step = max(1, max(_MIN_ROWS_BLOCK, min(_ROWS_BLOCK, budget)) // rows.classes)
     lanes = max(1, min(step, rows.count))
-    scratch = Scratch(lanes * rows.classes)
+    # Work arrays are kept between calls up to a block's size; a single row longer than that
+    # gets its own, freed with the call.
+    scratch = Scratch(lanes * rows.classes) if rows.classes <= _ROWS_BLOCK else _fresh
     losses = None
     if loss:
         work = [Scratch(lanes)(name, lanes) for name in ("sum0", "sum1", "sum2")]
@@ -308,7 +321,16 @@ def _soft_cap(logits: ArrayLike, cap: object, *, derivative: bool) -> NDArray[np
     scratch = Scratch(min(BLOCK, max(1, z.size)))
     # Computed in the logits' type: float32 work in float64 would cost four times the usual
     # float32 formula (float64 tanh and cosh are that much slower than numpy's float32 ones).
+    info = np.finfo(z.dtype)
+    if not float(info.tiny) <= cap <= float(info.max):
+        raise ValueError(
+            f"cap must be a normal {z.dtype} number for {z.dtype} logits "
+            f"(between {info.tiny:.3g} and {info.max:.3g}); got {cap!r}"
+        )
     c = z.dtype.type(cap)
+    # Below this |z|, c tanh(z/c) is z to within rounding (z^3/(3c^2) is under half an ulp of
+    # z), and z/c might be subnormal and lose digits: the result is z itself.
+    linear = c * np.sqrt(info.eps)
     # cosh overflows to inf beyond |z/c| = 710 (89 in float32), where sech is below the
     # smallest subnormal or its square is: 0 is the correct rounding. Infinite logits give the
     # limits (+-c, 0).
@@ -322,6 +344,9 @@ def _soft_cap(logits: ArrayLike, cap: object, *, derivative: bool) -> NDArray[np
             else:
                 np.tanh(ob, out=ob)
                 ob *= c
+                small = np.less(np.abs(zb), linear)
+                if small.any():
+                    np.copyto(ob, zb, where=small)
     return validation.result(out)
 
 

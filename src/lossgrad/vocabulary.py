@@ -15,16 +15,20 @@ columns at a time once each row's log-sum-exp is known. The functions here never
 one :math:`N \times B` block of logits: a forward pass keeps a running maximum and a rescaled
 running sum per row (the online log-sum-exp of Milakov and Gimelshein, 2018), and a backward
 pass recomputes each block's logits and adds its share to both gradients (as Cut Cross-Entropy
-does, Wijmans et al., 2025). The cost is one more matrix product than the direct computation;
-the memory is :math:`O(N B)` instead of :math:`O(N V)`.
+does, Wijmans et al., 2025). That is four matrix products where the direct computation has
+three, and the memory is :math:`O(N B)` instead of :math:`O(N V)`; ``benchmarks/vocabulary.py``
+measures both against the direct computation. Rows whose target is ``ignore_index`` are left
+out before any product.
 
 How it is computed. Each row's log-sum-exp is kept as :math:`m + \operatorname{log1p}(r)`, with
 :math:`m` the largest logit so far and :math:`r` the sum of the other terms
 :math:`e^{z_k - m}`, so that a confident row's loss :math:`(m - z_y) + \operatorname{log1p}(r)`
 keeps its digits, and the gradient at a target that is the row's largest logit is formed as
-:math:`-r/(1 + r)`, not as :math:`s_y - 1`. Per-row quantities are float64; matrix products run
-in the inputs' type (float32 products are numpy's ``sgemm``), and a float32 ``d_hidden`` is added
-up over blocks in float64. Derived in "Cross-entropy at vocabulary scale".
+:math:`-r/(1 + r)`, not as :math:`s_y - 1`. Per-row quantities (:math:`m`, :math:`r`, the
+target's logit, sums) are float64; the element-wise work on a block and the matrix products run
+in the inputs' type (a float32 block is rounded to float32 for its products in any case), and a
+float32 ``d_hidden`` is added up over blocks in float64. Derived in "Cross-entropy at vocabulary
+scale".
 """
 
 from __future__ import annotations
@@ -52,17 +56,20 @@ _FILTER_ROWS = 256
 
 
 class _Inputs(NamedTuple):
-    h: NDArray[np.floating]  # (N, d)
+    """The validated operands, with the ignored rows left out (they take no part at all)."""
+
+    h: NDArray[np.floating]  # (n, d): the rows that count
     w: NDArray[np.floating]  # (V, d)
-    y: NDArray[np.intp]  # (N,) target classes; ignored rows hold 0
-    keep: NDArray[np.bool_] | None  # (N,) rows that count; None: all
+    y: NDArray[np.intp]  # (n,) their target classes
+    rows: NDArray[np.intp] | None  # (n,) where they sit among all N rows; None: all of them
+    total_rows: int  # N
     eps: float  # label smoothing
     block: int  # vocabulary columns per block
     divisor: float  # what "mean" divides by (1 for the others)
 
 
 class _RowStats(NamedTuple):
-    """What the forward pass keeps: N numbers of each kind, float64."""
+    """What the forward pass keeps: n numbers of each kind, float64."""
 
     top: NDArray[np.float64]  # the largest logit m
     arg: NDArray[np.intp]  # its index (the first, among equal ones)
@@ -90,45 +97,63 @@ def _inputs(
     n, vocabulary = h.shape[0], w.shape[0]
     if vocabulary == 0:
         raise ValueError("weight has no rows: the vocabulary is empty")
+    if isinstance(targets, np.ma.MaskedArray):
+        raise TypeError("targets is a masked array; pass ignore_index for the rows to leave out")
     y = np.asarray(targets)
-    if y.dtype.kind not in "iu" or y.dtype == np.bool_:
+    if y.dtype.kind not in "iu":
         raise TypeError(f"targets must be integer class indices; got dtype {y.dtype}")
     if y.shape != (n,):
         raise ValueError(f"targets must have shape ({n},), one per row of hidden; got {y.shape}")
     ignored = validation.ignore_index(ignore_index)
-    keep = None if ignored is None else y != ignored
-    if keep is not None and keep.all():
-        keep = None
-    live = y if keep is None else y[keep]
-    if live.size and not (live.min() >= 0 and live.max() < vocabulary):
-        bad = live[(live < 0) | (live >= vocabulary)][0]
+    rows = None
+    if ignored is not None:
+        keep = y != ignored
+        if not keep.all():
+            rows = np.flatnonzero(keep)
+            h, y = h[rows], y[rows]
+    if y.size and not (y.min() >= 0 and y.max() < vocabulary):
+        bad = y[(y < 0) | (y >= vocabulary)][0]
         raise ValueError(
             f"targets must lie in [0, {vocabulary}) (or be ignore_index={ignored}); got {bad}"
         )
-    y = y.astype(np.intp) if keep is None else np.where(keep, y, 0).astype(np.intp)
+    # Non-finite rows that count would make every gradient NaN; ignored rows do not count.
+    validation.finite(h, "hidden")
+    validation.finite(w, "weight")
     eps = validation.label_smoothing(label_smoothing)
     reduction = validation.reduction(reduction)
-    count = n if keep is None else int(np.count_nonzero(keep))
-    if reduction == "mean" and count == 0:
+    if reduction == "mean" and y.size == 0:
         if n == 0:
             raise ValueError('hidden has no rows, so reduction="mean" is undefined')
         raise ValueError(
             f'every target is ignore_index ({ignored}), so reduction="mean" has no rows to average'
         )
     if block_size is None:
-        block = max(1, _BLOCK_ELEMENTS // max(1, n))
+        block = max(1, _BLOCK_ELEMENTS // max(1, y.size))
     else:
         if isinstance(block_size, bool | np.bool_) or not isinstance(block_size, numbers.Integral):
             raise TypeError(f"block_size must be a positive integer or None, got {block_size!r}")
         if block_size < 1:
             raise ValueError(f"block_size must be a positive integer, got {block_size}")
         block = int(block_size)
-    divisor = float(count) if reduction == "mean" else 1.0
-    return _Inputs(h, w, y, keep, eps, min(block, vocabulary), divisor)
+    divisor = float(y.size) if reduction == "mean" else 1.0
+    return _Inputs(h, w, y.astype(np.intp), rows, n, eps, min(block, vocabulary), divisor)
 
 
 def _blocks(vocabulary: int, block: int):
     return ((start, min(vocabulary, start + block)) for start in range(0, vocabulary, block))
+
+
+def _work(x: _Inputs) -> tuple[NDArray, NDArray]:
+    """Buffers for one block's logits and its element-wise work (both in the inputs' type:
+    float32 work is rounded to float32 for the products anyway), made once per call."""
+    size = x.h.shape[0] * x.block
+    return np.empty(size, x.h.dtype), np.empty(size, x.h.dtype)
+
+
+def _logits(x: _Inputs, start: int, stop: int, z_work: NDArray) -> NDArray:
+    """The block's logits H W_b^T, (n, B), in the inputs' type."""
+    z = z_work[: x.h.shape[0] * (stop - start)].reshape(x.h.shape[0], stop - start)
+    return np.matmul(x.h, x.w[start:stop].T, out=z)
 
 
 def _forward(x: _Inputs) -> _RowStats:
@@ -145,17 +170,24 @@ def _forward(x: _Inputs) -> _RowStats:
         z = _logits(x, start, stop, z_work)
         block_arg = np.argmax(z, axis=1)
         block_top = z[rows, block_arg].astype(np.float64)
+        if not np.all(np.isfinite(block_top)):
+            raise ValueError(
+                f"the logits hidden @ weight.T overflow {x.h.dtype} (a row's largest is "
+                f"{block_top[~np.isfinite(block_top)][0]}); scale them down or pass float64"
+            )
         new_top = np.maximum(top, block_top)
         rises = block_top > top
-        # e^(z - m') for the block, the block's own maximum left out where it becomes m'.
-        e = np.subtract(z, new_top[:, None], out=e_work[: z.size].reshape(z.shape))
+        # e^(z - m') for the block, the block's own maximum left out where it becomes m'
+        # (exact in float32 too: m' is one of the block's logits or above them all).
+        e = np.subtract(z, new_top.astype(z.dtype)[:, None],
+                        out=e_work[: z.size].reshape(z.shape))
         np.exp(e, out=e)
         e[rows[rises], block_arg[rises]] = 0.0
         # The old terms rescaled to the new maximum; the old maximum joins the others.
         scale = np.exp(top - new_top)
         others *= scale
         others += np.where(rises, scale, 0.0)
-        others += e.sum(axis=1)
+        others += e.sum(axis=1, dtype=np.float64)
         top = new_top
         arg = np.where(rises, block_arg + start, arg)
         inside = (x.y >= start) & (x.y < stop)
@@ -165,85 +197,67 @@ def _forward(x: _Inputs) -> _RowStats:
     return _RowStats(top, arg, others, target, total)
 
 
-def _work(x: _Inputs) -> tuple[NDArray, NDArray[np.float64]]:
-    """Buffers for one block's logits (the inputs' type) and its float64 work, made once."""
-    size = x.h.shape[0] * x.block
-    return np.empty(size, x.h.dtype), np.empty(size)
-
-
-def _logits(x: _Inputs, start: int, stop: int, z_work: NDArray) -> NDArray:
-    """The block's logits H W_b^T, (N, B), in the inputs' type."""
-    z = z_work[: x.h.shape[0] * (stop - start)].reshape(x.h.shape[0], stop - start)
-    return np.matmul(x.h, x.w[start:stop].T, out=z)
-
-
 def _row_losses(x: _Inputs, r: _RowStats) -> NDArray[np.float64]:
     r"""(m - z_y) + log1p(r), and with smoothing eps: (1 - eps)(that) + eps (lse - mean z)."""
     tail = np.log1p(r.others)
     loss = (r.top - r.target) + tail
     if x.eps:
-        vocabulary = x.w.shape[0]
-        spread = (r.top - r.total / vocabulary) + tail
+        spread = (r.top - r.total / x.w.shape[0]) + tail
         loss = (1.0 - x.eps) * loss + x.eps * spread
-    if x.keep is not None:
-        loss[~x.keep] = 0.0
     return loss
 
 
-def _reduce(losses: NDArray[np.float64], reduction: str, dtype: np.dtype, divisor: float) -> Loss:
+def _reduce(
+    x: _Inputs, losses: NDArray[np.float64], reduction: str, dtype: np.dtype
+) -> Loss:
     if reduction == "none":
-        return losses.astype(dtype)
+        out = np.zeros(x.total_rows, dtype)
+        if x.rows is None:
+            out[:] = losses
+        else:
+            out[x.rows] = losses
+        return out
     total = CompensatedSum(max(1, losses.size))
     total.add(losses)
-    value = total.value(divisor if reduction == "mean" else None)
+    value = total.value(x.divisor if reduction == "mean" else None)
     with np.errstate(over="ignore"):
         return dtype.type(value)
 
 
 def _block_gradient(
-    x: _Inputs, r: _RowStats, z: NDArray, start: int, stop: int, row_scale: NDArray[np.float64],
-    work: NDArray[np.float64],
+    x: _Inputs, r: _RowStats, z: NDArray, start: int, stop: int, work: NDArray
 ) -> NDArray:
-    r""":math:`S - T` for one block, each row times its weight in the loss (``row_scale``)."""
+    r""":math:`(S - T)/N` for one block, in the inputs' type (:math:`N` the divisor)."""
     rows = np.arange(z.shape[0])
     vocabulary = x.w.shape[0]
-    g = np.subtract(z, r.top[:, None], out=work)
+    dtype = z.dtype
+    g = np.subtract(z, r.top.astype(dtype)[:, None], out=work)
     np.exp(g, out=g)
-    g *= (row_scale / (1.0 + r.others))[:, None]
+    g *= (1.0 / (x.divisor * (1.0 + r.others))).astype(dtype)[:, None]
     if x.eps:
-        g -= (x.eps / vocabulary) * row_scale[:, None]
+        g -= dtype.type(x.eps / (vocabulary * x.divisor))
     inside = (x.y >= start) & (x.y < stop)
-    if x.keep is not None:
-        inside &= x.keep
     hit = rows[inside]
-    g[hit, x.y[hit] - start] -= (1.0 - x.eps) * row_scale[hit]
+    columns = x.y[hit] - start
+    g[hit, columns] -= dtype.type((1.0 - x.eps) / x.divisor)
     # Where the target is the row's largest logit, s_y - t_y = (1 - t_y) - r/(1 + r): the
     # subtraction above, of t_y from s_y near 1, cancels.
-    at_top = hit[x.y[hit] == r.arg[hit]]
-    if at_top.size:
+    at_top = x.y[hit] == r.arg[hit]
+    if at_top.any():
+        rest = r.others[hit[at_top]]
         spread = x.eps - x.eps / vocabulary
-        rest = r.others[at_top]
-        g[at_top, x.y[at_top] - start] = row_scale[at_top] * (spread - rest / (1.0 + rest))
-    return g if z.dtype == np.float64 else g.astype(z.dtype)
+        g[hit[at_top], columns[at_top]] = (spread - rest / (1.0 + rest)) / x.divisor
+    return g
 
 
-def _row_scale(x: _Inputs) -> NDArray[np.float64]:
-    scale = np.full(x.h.shape[0], 1.0 / x.divisor)
-    if x.keep is not None:
-        scale[~x.keep] = 0.0
-    return scale
-
-
-def _tiles_to_skip(
-    g: NDArray, x: _Inputs, start: int, stop: int, threshold: float, row_scale: NDArray
-) -> list[slice]:
+def _tiles_to_skip(g: NDArray, x: _Inputs, start: int, stop: int, threshold: float) -> list[slice]:
     """The row tiles of a block whose entries other than the targets' are all below
-    ``threshold`` (in units of the row's weight in the loss)."""
+    ``threshold`` in units of 1/N (each row's weight in the loss)."""
     n = g.shape[0]
     size = np.abs(g)
     inside = np.flatnonzero((x.y >= start) & (x.y < stop))
     size[inside, x.y[inside] - start] = 0.0  # the targets' entries are added one by one
-    largest = np.max(size, axis=1, initial=0.0) / np.where(row_scale > 0, row_scale, 1.0)
+    largest = np.max(size, axis=1, initial=0.0) * x.divisor
     skipped = []
     for first in range(0, n, _FILTER_ROWS):
         tile = slice(first, min(n, first + _FILTER_ROWS))
@@ -346,7 +360,7 @@ def linear_cross_entropy(
     x = _inputs(hidden, weight, targets, ignore_index, label_smoothing, reduction, block_size)
     with np.errstate(under="ignore", over="ignore"):
         stats = _forward(x)
-        return _reduce(_row_losses(x, stats), reduction, x.h.dtype, x.divisor)
+        return _reduce(x, _row_losses(x, stats), reduction, x.h.dtype)
 
 
 def linear_cross_entropy_and_grad(
@@ -426,8 +440,7 @@ def linear_cross_entropy_and_grad(
     dtype = x.h.dtype
     with np.errstate(under="ignore", over="ignore"):
         stats = _forward(x)
-        loss = _reduce(_row_losses(x, stats), reduction, dtype, x.divisor)
-        row_scale = _row_scale(x)
+        loss = _reduce(x, _row_losses(x, stats), reduction, dtype)
         # float32 d_hidden adds V/B products: in float64, then rounded once.
         d_hidden = np.zeros(x.h.shape, np.float64 if dtype == np.float32 else dtype)
         d_weight = np.empty(x.w.shape, dtype)
@@ -435,11 +448,8 @@ def linear_cross_entropy_and_grad(
         for start, stop in _blocks(x.w.shape[0], x.block):
             wb = x.w[start:stop]
             z = _logits(x, start, stop, z_work)
-            g = _block_gradient(x, stats, z, start, stop, row_scale,
-                                g_work[: z.size].reshape(z.shape))
-            skipped = []
-            if threshold is not None:
-                skipped = _tiles_to_skip(g, x, start, stop, threshold, row_scale)
+            g = _block_gradient(x, stats, z, start, stop, g_work[: z.size].reshape(z.shape))
+            skipped = [] if threshold is None else _tiles_to_skip(g, x, start, stop, threshold)
             if not skipped:
                 d_hidden += g @ wb
                 np.matmul(g.T, x.h, out=d_weight[start:stop])
@@ -452,6 +462,10 @@ def linear_cross_entropy_and_grad(
                     continue
                 d_hidden[tile] += g[tile] @ wb
                 d_weight[start:stop] += g[tile].T @ x.h[tile]
+    if x.rows is not None:
+        full = np.zeros((x.total_rows, x.h.shape[1]), dtype)
+        full[x.rows] = d_hidden
+        return loss, full, d_weight
     return loss, d_hidden.astype(dtype, copy=False), d_weight
 
 
@@ -479,7 +493,25 @@ def linear_cross_entropy_skipped_fraction(
     r"""The fraction of (256-row tile, block) pairs that gradient filtering at
     ``filter_threshold`` leaves out of :func:`linear_cross_entropy_and_grad`'s products.
 
-    Used in "Cross-entropy at vocabulary scale", to report what filtering skips.
+    Used in "Cross-entropy at vocabulary scale", to report what filtering skips. Tiles are
+    counted over the rows that count (those whose target is not ``ignore_index``).
+
+    Parameters
+    ----------
+    hidden, weight, targets, ignore_index, label_smoothing, block_size
+        As for :func:`linear_cross_entropy`.
+    filter_threshold : float
+        As for :func:`linear_cross_entropy_and_grad`.
+
+    Returns
+    -------
+    float
+        Skipped tiles over all tiles, in [0, 1].
+
+    Raises
+    ------
+    TypeError, ValueError
+        As for :func:`linear_cross_entropy_and_grad`; ``filter_threshold`` may not be None.
 
     Examples
     --------
@@ -500,12 +532,10 @@ def linear_cross_entropy_skipped_fraction(
     skipped = total = 0
     with np.errstate(under="ignore", over="ignore"):
         stats = _forward(x)
-        row_scale = _row_scale(x)
         z_work, g_work = _work(x)
         for start, stop in _blocks(x.w.shape[0], x.block):
             z = _logits(x, start, stop, z_work)
-            g = _block_gradient(x, stats, z, start, stop, row_scale,
-                                g_work[: z.size].reshape(z.shape))
+            g = _block_gradient(x, stats, z, start, stop, g_work[: z.size].reshape(z.shape))
             total += tiles_per_block
-            skipped += len(_tiles_to_skip(g, x, start, stop, threshold, row_scale))
+            skipped += len(_tiles_to_skip(g, x, start, stop, threshold))
     return skipped / total if total else 0.0
