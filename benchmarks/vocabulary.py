@@ -1,19 +1,22 @@
 """Linear cross-entropy at vocabulary scale: lossgrad's blocked computation against the naive one.
 
-Usage: python benchmarks/vocabulary.py [--rows 4096] [--dim 512] [--repeats 3]   (several minutes)
+Usage: python benchmarks/vocabulary.py [--rows 4096] [--dim 512] [--repeats 5] [--csv FILE]
+(about 15 minutes)
 
 The naive computation materialises the N x V logits Z = H W^T, the softmax, and S - Y, then
 forms (S - Y) W / N and (S - Y)^T H / N (three matrix products). lossgrad's
 ``linear_cross_entropy_and_grad`` with its defaults keeps one N x B block (four matrix products:
 the forward pass, and the backward pass's recomputed logits and two gradient products).
 
-Time: wall clock (numpy's BLAS uses both cores), interleaved repeats, median ratio
-blocked / naive. Working memory: the peak allocated during one call (tracemalloc) beyond the
-outputs (loss, dH and dW). Error: against the unblocked computation in float64 on the same
-inputs; the loss in units of u max(1, kappa), kappa = (sum |dL/dH| |H| + sum |dL/dW| |W|) / |L|
-its relative condition number with respect to the inputs, and u the unit roundoff of the
-inputs' type; each gradient entry in units of u (|G| |W|) or u (|G|^T |H|), the size of a
-matrix product's rounding error (Higham, section 3.5), G = S - Y from the reference.
+Time: wall clock (numpy's BLAS uses both cores), interleaved repeats: the median of the
+per-repeat ratios blocked / naive, and their range. Run it on an otherwise idle machine.
+Working memory: the peak that numpy allocates during one call (tracemalloc, which does not see
+OpenBLAS's own buffers) beyond the outputs (loss, dH and dW). Error: against the unblocked
+computation in float64 on the same inputs; the loss in units of u max(1, kappa), with
+kappa = (sum |dL/dH| |H| + sum |dL/dW| |W|) / |L| its relative condition number with respect to
+the inputs and u the unit roundoff of the inputs' type; each gradient entry in units of
+u (|G| |W|) or u (|G|^T |H|), the size of a matrix product's rounding error (Higham, section
+3.5), G = S - Y from the reference.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import csv
 import gc
 import os
 import statistics
+import subprocess
 import time
 import tracemalloc
 
@@ -85,11 +89,30 @@ def reference(h, w, y):
     return loss, g @ w64, g.T @ h64, g
 
 
+def machine() -> dict:
+    """What the figures depend on: the CPU, numpy, its BLAS and the code's commit."""
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f
+                        if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    blas = np.__config__.CONFIG["Build Dependencies"]["blas"]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    return {"cpu": cpu, "cores": os.cpu_count(), "numpy": np.__version__,
+            "blas": f"{blas.get('name')} {blas.get('version')}", "commit": commit}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=4096)
     parser.add_argument("--dim", type=int, default=512)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--vocabularies", type=int, nargs="+",
                         default=[8192, 16384, 32768, 65536])
     parser.add_argument("--csv", help="also write the table to this CSV file (for the book's "
@@ -97,9 +120,12 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     n, d = args.rows, args.dim
-    print(f"numpy {np.__version__}, {os.cpu_count()} cores; N = {n}, d = {d}; hidden states "
+    info = machine()
+    print(f"{info['cpu']}, {info['cores']} cores; numpy {info['numpy']}, {info['blas']}; "
+          f"commit {info['commit']}\n")
+    print(f"N = {n}, d = {d}; hidden states "
           f"~ N(0, 1), W ~ N(0, 16/d), targets uniform; {args.repeats} interleaved repeats\n")
-    print("| type | V | time ratio | naive time (s) | working memory naive (MiB) | "
+    print("| type | V | time ratio [min-max] | naive time (s) | working memory naive (MiB) | "
           "blocked (MiB) | memory ratio | loss error | dH error | dW error | naive: loss | "
           "dH | dW |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -127,14 +153,18 @@ def main() -> None:
             rows.append({
                 "dtype": np.dtype(dtype).name, "rows": n, "dim": d, "vocabulary": vocabulary,
                 "time_ratio": round(statistics.median(ratios), 3),
+                "time_ratio_min": round(min(ratios), 3),
+                "time_ratio_max": round(max(ratios), 3),
                 "naive_seconds": round(statistics.median(naive_times), 3),
                 "blocked_seconds": round(statistics.median(
                     [r * t for r, t in zip(ratios, naive_times, strict=True)]), 3),
                 "naive_mib": round(naive_memory / 2**20, 1),
                 "blocked_mib": round(blocked_memory / 2**20, 1),
+                **info,
             })
             del ref, naive_result, blocked_result
-            print(f"| {np.dtype(dtype).name} | {vocabulary} | {statistics.median(ratios):.2f} | "
+            print(f"| {np.dtype(dtype).name} | {vocabulary} | {statistics.median(ratios):.2f} "
+                  f"[{min(ratios):.2f}-{max(ratios):.2f}] | "
                   f"{statistics.median(naive_times):.2f} | {naive_memory / 2**20:.0f} | "
                   f"{blocked_memory / 2**20:.0f} | {blocked_memory / naive_memory:.3f} | "
                   + " | ".join(f"{c:.3g}" for c in cells) + " |", flush=True)
