@@ -11,7 +11,9 @@ reductions in :mod:`lossgrad.summation`. Logistic and softmax regression (the lo
 and Hessians in the weights, and Newton and gradient-descent fits) are in
 :mod:`lossgrad.regression`, and a two-layer network with its gradients by backpropagation in
 :mod:`lossgrad.network`. Part V's variants: the sigmoid focal loss in :mod:`lossgrad.focal`,
-z-loss and logit soft-capping in :mod:`lossgrad.stability`.
+the distillation loss at a temperature in :mod:`lossgrad.distillation`, z-loss and logit
+soft-capping in :mod:`lossgrad.stability`. Part VI's linear cross-entropy over a large vocabulary,
+a block at a time, is in :mod:`lossgrad.vocabulary`.
 
 The vocabulary, followed by every function:
 
@@ -90,4 +92,4 @@ __all__ = [
     "softmax_cross_entropy_grad",
     "softplus",
 ]
-__version__ = "0.2.0"
+__version__ = "0.3.0"
