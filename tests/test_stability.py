@@ -234,3 +234,10 @@ def test_soft_cap_is_the_identity_where_z_over_c_is_tiny():
 def test_a_cap_outside_float32_is_refused_for_float32_logits(cap):
     with pytest.raises(ValueError, match="cap must be a normal float32"):
         soft_cap(np.ones(2, np.float32), cap)
+
+
+def test_a_strided_single_row():
+    # One row read through a stride: no leading axes (was "multiple indices ... 0d arrays").
+    row = np.arange(20.0)[::2]
+    assert z_loss(row) == z_loss(np.ascontiguousarray(row))
+    np.testing.assert_array_equal(z_loss_grad(row), z_loss_grad(np.ascontiguousarray(row)))

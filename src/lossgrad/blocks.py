@@ -180,4 +180,6 @@ class Rows:
     def block(self, start: int, stop: int) -> NDArray:
         if self.flat is not None:
             return self.flat[start:stop]
+        if not self.lead:  # one strided row (start, stop = 0, 1): no leading axes to index
+            return np.ascontiguousarray(self.moved)[None, :]
         return self.moved[np.unravel_index(np.arange(start, stop), self.lead)]
