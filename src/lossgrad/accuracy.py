@@ -556,31 +556,30 @@ def focal_condition(
         return float(abs(_mp(u) * exact_focal_grad(u, y, alpha, gamma, order + 1) / f))
 
 
-def _distillation_parts(
-    student: Iterable[float], teacher: Iterable[float], temperature: float
-) -> tuple[mpmath.mpf, list, list, list, list, list]:
-    """T, z, t, p, q and log q - log p at the working precision (logits divided by T exactly)."""
-    temp = _mp(temperature)
-    if not (mpmath.isfinite(temp) and temp > 0):
-        raise ValueError(f"temperature must be positive and finite, got {temperature}")
-    z, t = [_mp(v) for v in student], [_mp(v) for v in teacher]
-    if len(z) != len(t):
-        raise ValueError(f"teacher has {len(t)} logits, student {len(z)}; they must match")
-    log_p = exact_log_softmax([v / temp for v in z])
-    log_q = exact_log_softmax([v / temp for v in t])
-    p, q = [mpmath.exp(v) for v in log_p], [mpmath.exp(v) for v in log_q]
-    return temp, z, t, p, q, [a - b for a, b in zip(log_q, log_p, strict=True)]
-
-
 def exact_distillation(
     student: Iterable[float], teacher: Iterable[float], temperature: float
 ) -> tuple[mpmath.mpf, list[mpmath.mpf]]:
     r"""Distillation loss :math:`T^2 \operatorname{KL}(q \,\Vert\, p)` of one row and its
-    gradient :math:`T(p - q)` in the student's logits, at 50 digits.
+    gradient :math:`T(p - q)` in the student's logits, to at least 20 significant digits.
 
-    :math:`p = \operatorname{softmax}(z/T)`, :math:`q = \operatorname{softmax}(t/T)`, from
-    :func:`exact_log_softmax`; the divergence is :math:`\sum_k q_k (\log q_k - \log p_k)`.
-    Used in "Distillation at a temperature" and by the tests of :mod:`lossgrad.distillation`.
+    :math:`p = \operatorname{softmax}(z/T)`, :math:`q = \operatorname{softmax}(t/T)`. With
+    :math:`a = (t - z)/T` shifted so that :math:`a_j = 0` at the student's likeliest class and
+    :math:`r_k = a_k - \operatorname{log1p}(\sum_m p_m \operatorname{expm1}(a_m))
+    = \log(q_k/p_k)`, the divergence is :math:`\sum_k p_k \psi(r_k)`,
+    :math:`\psi(r) = 1 + (r - 1)e^r = \sum_{n \ge 2} (n - 1) r^n/n! \ge 0` (a sum of
+    non-negative terms, the series used for :math:`|r| < 1/2`), and
+    :math:`p_k - q_k = -p_k \operatorname{expm1}(r_k)`. Evaluated at 50 digits (or the caller's
+    mpmath precision, if higher) beyond the integer digits of the largest :math:`|x|/T`, then
+    at twice as many until two evaluations agree to 20 digits. Used in "Distillation at a
+    temperature" and by the tests of :mod:`lossgrad.distillation`.
+
+    Raises
+    ------
+    TypeError
+        If ``temperature`` or a logit is not a real number (``bool`` included).
+    ValueError
+        If ``temperature`` is not positive and finite, a logit is not finite, the rows are
+        empty or of different lengths.
 
     Examples
     --------
@@ -588,11 +587,78 @@ def exact_distillation(
     >>> loss, grad = exact_distillation([0.0, 0.0], [1.0, -1.0], 2.0)
     >>> round(float(loss), 12), [round(float(g), 12) for g in grad]
     (0.443776286687, [-0.46211715726, 0.46211715726])
+    >>> print(f"{float(exact_distillation([1e-30, 0.0], [0.0, 0.0], 1.0)[0]):.6g}")
+    1.25e-61
     """
-    with mpmath.workdps(_digits()):
-        temp, _, _, p, q, r = _distillation_parts(student, teacher, temperature)
-        kl = mpmath.fsum(a * b for a, b in zip(q, r, strict=True))
-        return +(temp * temp * kl), [+(temp * (a - b)) for a, b in zip(p, q, strict=True)]
+    import numbers
+
+    def real(value: object, name: str) -> mpmath.mpf:
+        if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real | mpmath.mpf):
+            raise TypeError(f"{name} must be a real number, got {value!r}")
+        x = value if isinstance(value, mpmath.mpf | int) else float(value)
+        x = mpmath.mpf(x)
+        if not mpmath.isfinite(x):
+            raise ValueError(f"{name} must be finite, got {value!r}")
+        return x
+
+    temp = real(temperature, "temperature")
+    if not temp > 0:
+        raise ValueError(f"temperature must be positive, got {temperature!r}")
+    z = [real(v, "student logit") for v in student]
+    t = [real(v, "teacher logit") for v in teacher]
+    if len(z) != len(t):
+        raise ValueError(f"teacher has {len(t)} logits, student {len(z)}; they must match")
+    if not z:
+        raise ValueError("student and teacher need at least one logit each")
+
+    def evaluate(dps: int) -> tuple[mpmath.mpf, list[mpmath.mpf]]:
+        with mpmath.workdps(dps):
+            top = max(range(len(z)), key=lambda k: z[k])
+            shifted = [(v - z[top]) / temp for v in z]
+            tail = mpmath.log1p(mpmath.fsum(mpmath.exp(v) for k, v in enumerate(shifted)
+                                            if k != top))
+            log_p = [v - tail for v in shifted]
+            p = [mpmath.exp(v) for v in log_p]
+            a = [((tk - zk) - (t[top] - z[top])) / temp for zk, tk in zip(z, t, strict=True)]
+
+            def excess(pk: mpmath.mpf, lp: mpmath.mpf, x: mpmath.mpf) -> mpmath.mpf:
+                # p_k expm1(x) = p_k e^x - p_k, the product in logs where e^x may overflow
+                return pk * mpmath.expm1(x) if abs(x) < 1 else mpmath.exp(lp + x) - pk
+
+            terms = (excess(pk, lp, ak) for pk, lp, ak in zip(p, log_p, a, strict=True))
+            shift = mpmath.log1p(mpmath.fsum(terms))
+            kl, grad = [], []
+            for pk, lp, ak in zip(p, log_p, a, strict=True):
+                r = ak - shift
+                if abs(r) < 0.5:
+                    term, psi, n = r, mpmath.mpf(0), 1
+                    while True:
+                        n += 1
+                        term = term * r / n
+                        psi += (n - 1) * term
+                        if abs(term) * n <= mpmath.eps * abs(psi):
+                            break
+                    kl.append(pk * psi)
+                else:  # p_k psi(r_k) = p_k + (r_k - 1) q_k
+                    kl.append(pk + (r - 1) * mpmath.exp(lp + r))
+                grad.append(-temp * excess(pk, lp, r))
+            return temp * temp * mpmath.fsum(kl), grad
+
+    def close(x: mpmath.mpf, y: mpmath.mpf) -> bool:
+        return x == y or abs(x - y) <= mpmath.mpf(10) ** -20 * max(abs(x), abs(y))
+
+    # Digits enough for the integer part of every logit / T, beyond the 50.
+    largest = max(abs(v) for v in z + t) / temp
+    dps = _digits() + (int(mpmath.log10(largest)) + 1 if largest > 1 else 0)
+    loss, grad = evaluate(dps)
+    while True:
+        dps *= 2
+        if dps > 20000:
+            raise ValueError("exact_distillation: no agreement at 20000 digits")
+        loss2, grad2 = evaluate(dps)
+        if close(loss, loss2) and all(close(a, b) for a, b in zip(grad, grad2, strict=True)):
+            return loss2, grad2
+        loss, grad = loss2, grad2
 
 
 def distillation_condition(
@@ -608,6 +674,8 @@ def distillation_condition(
     :math:`r = \log q - \log p`; for the gradient entry :math:`g_j = T(p_j - q_j)`,
     :math:`\partial g_j / \partial z_i = p_j(\delta_{ij} - p_i)` and
     :math:`\partial g_j / \partial t_i = -q_j(\delta_{ij} - q_i)`. 0 where the value is 0.
+    The loss and gradient from :func:`exact_distillation` (same input checks), :math:`r_j` as
+    :math:`\operatorname{log1p}(-g_j/(T p_j))` where that is below 1/2 in size.
     Used in "Distillation at a temperature" and by the tests of :mod:`lossgrad.distillation`.
 
     Examples
@@ -617,11 +685,18 @@ def distillation_condition(
     >>> round(kappa_loss, 4), [round(k, 4) for k in kappa_grad]
     (1.7722, [0.8509, 0.8509])
     """
+    loss, grad = exact_distillation(student, teacher, temperature)
     with mpmath.workdps(_digits()):
-        temp, z, t, p, q, r = _distillation_parts(student, teacher, temperature)
-        kl = mpmath.fsum(a * b for a, b in zip(q, r, strict=True))
-        loss = temp * temp * kl
-        grad = [temp * (a - b) for a, b in zip(p, q, strict=True)]
+        temp = mpmath.mpf(temperature)
+        z = [mpmath.mpf(v) for v in student]
+        t = [mpmath.mpf(v) for v in teacher]
+        log_p = exact_log_softmax([v / temp for v in z])
+        log_q = exact_log_softmax([v / temp for v in t])
+        p, q = [mpmath.exp(v) for v in log_p], [mpmath.exp(v) for v in log_q]
+        ratio = [-g / (temp * pj) for g, pj in zip(grad, p, strict=True)]  # q/p - 1
+        r = [mpmath.log1p(x) if abs(x) < 0.5 else lq - lp
+             for x, lq, lp in zip(ratio, log_q, log_p, strict=True)]
+        kl = loss / (temp * temp)
         slope = mpmath.fsum(abs(zj * gj) for zj, gj in zip(z, grad, strict=True)) + mpmath.fsum(
             abs(tj * temp * qj * (rj - kl)) for tj, qj, rj in zip(t, q, r, strict=True)
         )
@@ -634,7 +709,6 @@ def distillation_condition(
             )
             kappa_grad.append(float(slope_j / abs(g)) if g else 0.0)
         return kappa_loss, kappa_grad
-
 
 
 def exact_z_loss(
