@@ -122,8 +122,8 @@ def reliability_curve(
 
     References
     ----------
-    .. [1] A. Niculescu-Mizil and R. Caruana, "Predicting good probabilities with supervised
-       learning", *Proceedings of the 22nd International Conference on Machine Learning*,
+    .. [1] A. Niculescu-Mizil and R. Caruana, Predicting good probabilities with supervised
+       learning, *Proceedings of the 22nd International Conference on Machine Learning*,
        625-632, 2005. https://doi.org/10.1145/1102351.1102430
 
     Examples
@@ -187,16 +187,16 @@ def expected_calibration_error(
 
     References
     ----------
-    .. [1] M. P. Naeini, G. F. Cooper and M. Hauskrecht, "Obtaining well calibrated
-       probabilities using Bayesian binning", *Proceedings of the AAAI Conference on Artificial
+    .. [1] M. P. Naeini, G. F. Cooper and M. Hauskrecht, Obtaining well calibrated
+       probabilities using Bayesian binning, *Proceedings of the AAAI Conference on Artificial
        Intelligence* 29(1), 2901-2907, 2015. https://doi.org/10.1609/aaai.v29i1.9602
-    .. [2] C. Guo, G. Pleiss, Y. Sun and K. Q. Weinberger, "On calibration of modern neural
-       networks", *Proceedings of the 34th International Conference on Machine Learning*,
+    .. [2] C. Guo, G. Pleiss, Y. Sun and K. Q. Weinberger, On calibration of modern neural
+       networks, *Proceedings of the 34th International Conference on Machine Learning*,
        PMLR 70, 1321-1330, 2017. https://proceedings.mlr.press/v70/guo17a.html
-    .. [3] A. Kumar, P. Liang and T. Ma, "Verified uncertainty calibration", *Advances in
+    .. [3] A. Kumar, P. Liang and T. Ma, Verified uncertainty calibration, *Advances in
        Neural Information Processing Systems* 32, 2019. https://arxiv.org/abs/1909.10155;
-       J. Nixon, M. W. Dusenberry, L. Zhang, G. Jerfel and D. Tran, "Measuring calibration
-       in deep learning", *CVPR Workshops*, 2019. https://arxiv.org/abs/1904.01685
+       J. Nixon, M. W. Dusenberry, L. Zhang, G. Jerfel and D. Tran, Measuring calibration
+       in deep learning, *CVPR Workshops*, 2019. https://arxiv.org/abs/1904.01685
 
     Examples
     --------

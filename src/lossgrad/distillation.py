@@ -52,7 +52,7 @@ differences divided by :math:`T` overflow, or whose loss overflows, are refused 
 
 References
 ----------
-.. [1] G. Hinton, O. Vinyals and J. Dean, "Distilling the knowledge in a neural network",
+.. [1] G. Hinton, O. Vinyals and J. Dean, Distilling the knowledge in a neural network,
    NIPS 2014 Deep Learning Workshop, 2015. https://arxiv.org/abs/1503.02531
 """
 
@@ -480,7 +480,7 @@ def distillation_loss(
 
     References
     ----------
-    .. [1] G. Hinton, O. Vinyals and J. Dean, "Distilling the knowledge in a neural network",
+    .. [1] G. Hinton, O. Vinyals and J. Dean, Distilling the knowledge in a neural network,
        2015. https://arxiv.org/abs/1503.02531
 
     Examples

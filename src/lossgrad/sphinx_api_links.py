@@ -304,6 +304,11 @@ def _append_used(app: Any, doctree: Any) -> None:
     if modules:
         paragraph = nodes.paragraph("", "From the modules behind the book’s derivations, checks "
                                     "and figures: ")
+        if not functions:  # the link to the API page that the functions' paragraph carries
+            paragraph = nodes.paragraph(
+                "", "", nodes.Text("From lossgrad’s modules (see the "),
+                _xref("ref", API_LABEL, "API reference", domain="std"), nodes.Text("): "),
+            )
         for n, name in enumerate(modules):
             if n:
                 paragraph += nodes.Text(", ")
