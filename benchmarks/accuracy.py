@@ -453,21 +453,6 @@ def common_z_loss(z, coefficient):
     return coefficient * log_z[..., 0] ** 2, 2 * coefficient * log_z * (e / total)
 
 
-def _z_rows(rng, n: int, classes: int) -> np.ndarray:
-    """Moderate rows; rows with log Z near 0 (where z-loss drives it); wide; one dominant."""
-    rows = []
-    for i in range(n):
-        z = rng.normal(0.0, 3.0, classes)
-        if i % 4 == 1:
-            z -= np.log(np.sum(np.exp(z)))
-        elif i % 4 == 2:
-            z = rng.uniform(-50.0, 50.0, classes)
-        elif i % 4 == 3:
-            z = np.concatenate([[0.0], -rng.uniform(20.0, 700.0, classes - 1)])
-        rows.append(z)
-    return np.array(rows)
-
-
 def distillation_report(rows: int = 40) -> None:
     from lossgrad.accuracy import distillation_condition, exact_distillation
     from lossgrad.distillation import distillation_loss_and_grad
@@ -513,7 +498,13 @@ def distillation_report(rows: int = 40) -> None:
 
 
 def stability_report(rows: int = 40) -> None:
-    from lossgrad.accuracy import exact_soft_cap, exact_z_loss, soft_cap_condition, z_loss_condition
+    from lossgrad.accuracy import (
+        exact_soft_cap,
+        exact_z_loss,
+        soft_cap_condition,
+        z_loss_condition,
+        z_loss_hard_rows,
+    )
     from lossgrad.stability import soft_cap, soft_cap_grad, z_loss_and_grad
 
     print("## z-loss: largest error in ULPs / max(1, kappa)\n")
@@ -525,7 +516,7 @@ def stability_report(rows: int = 40) -> None:
     print("|---|---:|---:|---:|---:|---:|")
     rng = np.random.default_rng(12)
     for classes in (2, 10, 50):
-        z64 = _z_rows(rng, rows, classes)
+        z64 = z_loss_hard_rows(rows, classes, rng)
         for dtype in (np.float64, np.float32):
             z = z64.astype(dtype)
             loss, grad = z_loss_and_grad(z, reduction="none")

@@ -14,6 +14,7 @@ from lossgrad.accuracy import (
     soft_cap_condition,
     ulps,
     z_loss_condition,
+    z_loss_hard_rows,
 )
 from lossgrad.gradcheck import central_difference
 from lossgrad.stability import soft_cap, soft_cap_grad, z_loss, z_loss_and_grad, z_loss_grad
@@ -22,25 +23,9 @@ from lossgrad.stability import soft_cap, soft_cap_grad, z_loss, z_loss_and_grad,
 BOUND = 8.0
 
 
-def _rows(n: int, classes: int, seed: int) -> np.ndarray:
-    """Rows of four kinds: moderate, log Z near 0 (where z-loss drives it), wide, one dominant."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for i in range(n):
-        z = rng.normal(0.0, 3.0, classes)
-        if i % 4 == 1:
-            z -= np.log(np.sum(np.exp(z)))
-        elif i % 4 == 2:
-            z = rng.uniform(-50.0, 50.0, classes)
-        elif i % 4 == 3:
-            z = np.concatenate([[0.0], -rng.uniform(20.0, 700.0, classes - 1)])
-        rows.append(z)
-    return np.array(rows)
-
-
 @pytest.mark.parametrize("classes", [1, 2, 3, 10, 64])
 def test_z_loss_and_gradient_are_within_the_bound_of_mpmath(classes):
-    z = _rows(16, classes, seed=classes)
+    z = z_loss_hard_rows(16, classes, np.random.default_rng(classes))
     loss, grad = z_loss_and_grad(z, coefficient=1e-4, reduction="none")
     for i, row in enumerate(z):
         exact_loss, exact_grad = exact_z_loss(row, 1e-4)
@@ -51,7 +36,7 @@ def test_z_loss_and_gradient_are_within_the_bound_of_mpmath(classes):
 
 
 def test_float32_z_loss_is_within_1_ulp_where_well_conditioned():
-    z = _rows(40, 5, seed=7).astype(np.float32)
+    z = z_loss_hard_rows(40, 5, np.random.default_rng(7)).astype(np.float32)
     loss, grad = z_loss_and_grad(z, reduction="none")
     assert loss.dtype == grad.dtype == np.float32
     checked = 0

@@ -38,6 +38,7 @@ __all__ = [
     "ulp_error",
     "ulps",
     "z_loss_condition",
+    "z_loss_hard_rows",
 ]
 
 #: Working precision of the exact references, in significant decimal digits (or the caller's
@@ -773,6 +774,32 @@ def z_loss_condition(row: Iterable[float]) -> tuple[float, list[float]]:
             value = abs(log_z * s[i])
             kappa_grad.append(float(slope / value) if value else 0.0)
         return kappa_loss, kappa_grad
+
+
+def z_loss_hard_rows(n: int, classes: int, rng: np.random.Generator) -> NDArray[np.float64]:
+    """``n`` rows of logits of four kinds, in turn, where z-loss is hard to compute: moderate
+    (N(0, 3^2)), log Z near 0 (where z-loss drives it), wide (U(-50, 50)), and one logit 20 to
+    700 above the others. Used by the stability terms' tests and ``benchmarks/accuracy.py``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lossgrad.accuracy import exact_logsumexp, z_loss_hard_rows
+    >>> rows = z_loss_hard_rows(4, 3, np.random.default_rng(0))
+    >>> rows.shape, abs(float(exact_logsumexp(rows[1]))) < 1e-14
+    ((4, 3), True)
+    """
+    rows = []
+    for i in range(n):
+        z = rng.normal(0.0, 3.0, classes)
+        if i % 4 == 1:
+            z -= np.log(np.sum(np.exp(z)))
+        elif i % 4 == 2:
+            z = rng.uniform(-50.0, 50.0, classes)
+        elif i % 4 == 3:
+            z = np.concatenate([[0.0], -rng.uniform(20.0, 700.0, classes - 1)])
+        rows.append(z)
+    return np.array(rows)
 
 
 def exact_soft_cap(z: float, cap: float) -> tuple[mpmath.mpf, mpmath.mpf]:

@@ -11,7 +11,7 @@ rows. Used by :mod:`lossgrad.losses` and :mod:`lossgrad.focal`.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Literal
 
 import numpy as np
@@ -29,6 +29,8 @@ __all__ = [
     "Rows",
     "Scratch",
     "element_blocks",
+    "fresh",
+    "row_blocking",
 ]
 
 Reduction = Literal["none", "mean", "sum"]
@@ -99,6 +101,31 @@ class Scratch:
         if array is None or array.size < self._size:
             array = kept[key] = np.empty(self._size, dtype)
         return array[:n]
+
+
+def fresh(name: str, n: int, dtype: type = np.float64) -> NDArray:
+    """A work array for this call only, called as a :class:`Scratch` is (which keeps its
+    arrays): for blocks too large to keep between calls."""
+    return np.empty(n, dtype)
+
+
+def row_blocking(
+    count: int, classes: int, io_bytes: int, element_bytes: float, row_bytes: float,
+    largest: int, smallest: int = 8192,
+) -> tuple[int, int, Scratch | Callable[..., NDArray]]:
+    """Rows per block, the block's rows when there are fewer, and where its work arrays come from.
+
+    A block holds between ``smallest`` and ``largest`` elements (at least one row), and as many
+    as keep its work arrays (``element_bytes`` per element and ``row_bytes`` per row) within
+    7.5 % of ``io_bytes``, the inputs' and outputs' memory. Work arrays are kept between calls
+    (:class:`Scratch`) up to ``largest`` elements; a single row longer than that gets its own
+    (:func:`fresh`), freed with the call. Used by :mod:`lossgrad.stability` and
+    :mod:`lossgrad.distillation`.
+    """
+    budget = int(0.075 * io_bytes / (element_bytes + row_bytes / classes))
+    step = max(1, max(smallest, min(largest, budget)) // classes)
+    lanes = max(1, min(step, count))
+    return step, lanes, (Scratch(lanes * classes) if classes <= largest else fresh)
 
 
 def element_blocks(

@@ -65,7 +65,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from lossgrad import validation
-from lossgrad.blocks import BLOCK, Loss, LossReduction, Reduction, Rows, Scratch
+from lossgrad.blocks import BLOCK, Loss, LossReduction, Reduction, Rows, Scratch, row_blocking
 
 __all__ = ["distillation_loss", "distillation_loss_and_grad", "distillation_loss_grad"]
 
@@ -73,8 +73,6 @@ __all__ = ["distillation_loss", "distillation_loss_and_grad", "distillation_loss
 #: the speed benchmark's rows of 1000 classes: 2^17 and 2^18 within 2 % of each other, 2^16
 #: 5-10 % slower, 2^15 10-20 %.
 _ROWS_BLOCK = 2 * BLOCK
-#: The smallest block: below it numpy's cost per call outweighs the cache's gain.
-_MIN_ROWS_BLOCK = 8192
 #: Rows with a shifted log-ratio b_k above this are computed by _log_rows, which chooses the
 #: form per class: q_k = p_k e^(b_k)/(1 + S) would carry the rounding of the student's side
 #: into a q_k e^(b_k) times larger than p_k (and beyond some 700, e^(b_k) overflows).
@@ -110,11 +108,6 @@ def _temperature(value: object) -> float:
     if not (math.isfinite(temperature) and temperature > 0):
         raise ValueError(f"temperature must be positive and finite, got {value!r}")
     return temperature
-
-
-def _fresh(name: str, n: int, dtype: type = np.float64) -> NDArray:
-    """A work array for this call only (a :class:`Scratch` keeps its arrays)."""
-    return np.empty(n, dtype)
 
 
 def _scale(x: NDArray[np.float64], temperature: float) -> None:
@@ -344,13 +337,6 @@ def _rows_by(
             grad[part] = diff
 
 
-def _block(rows: Rows, start: int, stop: int) -> NDArray[np.floating]:
-    """Rows ``start:stop``; a single strided row (1-d logits) as a copy of shape (1, K)."""
-    if rows.flat is None and not rows.lead:
-        return rows.moved.reshape(1, rows.classes)
-    return rows.block(start, stop)
-
-
 def _distillation(
     student_logits: ArrayLike,
     teacher_logits: ArrayLike,
@@ -387,10 +373,7 @@ def _distillation(
     # (32 bytes per element), and some 25 float64 or int64 numbers per row.
     inputs = z.nbytes + t.nbytes
     outputs = z.size * dtype.itemsize * grad + (loss and reduction == "none") * count * 8
-    budget = int(0.075 * (inputs + outputs) / (32 + 200 / classes))
-    step = max(1, max(_MIN_ROWS_BLOCK, min(_ROWS_BLOCK, budget)) // classes)
-    lanes = max(1, min(step, count))
-    scratch = Scratch(lanes * classes) if classes <= _ROWS_BLOCK else _fresh
+    step, lanes, scratch = row_blocking(count, classes, inputs + outputs, 32, 200, _ROWS_BLOCK)
     losses = None
     if loss:
         work = [Scratch(lanes)(name, lanes) for name in ("sum0", "sum1", "sum2")]
@@ -405,7 +388,7 @@ def _distillation(
             stop = min(count, start + step)
             loss_block = None if losses is None else Scratch(lanes)("loss", stop - start)
             grad_block = None if grad_out is None else grad_out[start:stop]
-            _kernel(_block(zr, start, stop), _block(tr, start, stop), temp, loss_block,
+            _kernel(zr.block(start, stop), tr.block(start, stop), temp, loss_block,
                     grad_block, scratch, divisor, check)
             finite &= loss_block is None or bool(np.isfinite(loss_block).all())
             finite &= grad_block is None or bool(np.isfinite(grad_block).all())

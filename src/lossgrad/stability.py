@@ -33,7 +33,16 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from lossgrad import validation
-from lossgrad.blocks import BLOCK, Loss, LossReduction, Reduction, Rows, Scratch, element_blocks
+from lossgrad.blocks import (
+    BLOCK,
+    Loss,
+    LossReduction,
+    Reduction,
+    Rows,
+    Scratch,
+    element_blocks,
+    row_blocking,
+)
 
 __all__ = ["soft_cap", "soft_cap_grad", "z_loss", "z_loss_and_grad", "z_loss_grad"]
 
@@ -41,8 +50,6 @@ __all__ = ["soft_cap", "soft_cap_grad", "z_loss", "z_loss_and_grad", "z_loss_gra
 #: rows of 1000 classes: 2^16 elements 1.0 times the usual formula's time, 2^18 0.94 (numpy's
 #: cost per call is then spread over more rows); beyond, the gain is within the noise.
 _ROWS_BLOCK = 4 * BLOCK
-#: The smallest block: below it numpy's cost per call outweighs the cache's gain.
-_MIN_ROWS_BLOCK = 8192
 
 
 def _coefficient(value: object) -> float:
@@ -66,11 +73,6 @@ def _cap(value: object) -> float:
     if not (np.isfinite(cap) and cap > 0):
         raise ValueError(f"cap must be a positive, finite number, got {value!r}")
     return cap
-
-
-def _fresh(name: str, n: int, dtype: type = np.float64) -> NDArray:
-    """A work array for this call only (a :class:`Scratch` keeps its arrays)."""
-    return np.empty(n, dtype)
 
 
 def _z_kernel(
@@ -133,15 +135,11 @@ def _z_loss(
     if rows.count == 0 and reduction == "mean":
         raise ValueError('logits has no rows, so reduction="mean" is undefined')
     divisor = float(rows.count) if reduction == "mean" else 1.0
-    # The block's work arrays within 7.5 % of the inputs and outputs: 8 bytes per element, and
-    # some 12 float64 or int64 numbers per row (the row's maximum, its index, sums, the loss).
+    # Work arrays: 8 bytes per element, and some 12 float64 or int64 numbers per row (the
+    # row's maximum, its index, sums, the loss).
     outputs = z.nbytes * (grad + (loss and reduction == "none") / rows.classes)
-    budget = int(0.075 * (z.nbytes + outputs) / (8 + 96 / rows.classes))
-    step = max(1, max(_MIN_ROWS_BLOCK, min(_ROWS_BLOCK, budget)) // rows.classes)
-    lanes = max(1, min(step, rows.count))
-    # Work arrays are kept between calls up to a block's size; a single row longer than that
-    # gets its own, freed with the call.
-    scratch = Scratch(lanes * rows.classes) if rows.classes <= _ROWS_BLOCK else _fresh
+    step, lanes, scratch = row_blocking(rows.count, rows.classes, z.nbytes + outputs, 8, 96,
+                                        _ROWS_BLOCK)
     losses = None
     if loss:
         work = [Scratch(lanes)(name, lanes) for name in ("sum0", "sum1", "sum2")]
@@ -350,6 +348,27 @@ def _soft_cap(logits: ArrayLike, cap: object, *, derivative: bool) -> NDArray[np
     return validation.result(out)
 
 
+_CAP_SECTIONS = r"""    Raises
+    ------
+    TypeError
+        If ``logits`` is not a float32 or float64 array, or ``cap`` is not a real number.
+    ValueError
+        If ``cap`` is not a positive normal number of the logits' float type.
+
+    References
+    ----------
+    .. [1] Gemma Team, Gemma 2: Improving open language models at a practical size,
+       arXiv:2408.00118, 2024.
+"""
+
+
+def _with_cap_sections(function):
+    """Fill the Raises and References sections that the two soft-capping functions share."""
+    function.__doc__ = function.__doc__.replace("    <cap sections>\n", _CAP_SECTIONS)
+    return function
+
+
+@_with_cap_sections
 def soft_cap(logits: ArrayLike, cap: float) -> NDArray[np.floating]:
     r"""Logit soft-capping, :math:`c \tanh(z / c)`, element-wise.
 
@@ -373,17 +392,7 @@ def soft_cap(logits: ArrayLike, cap: float) -> NDArray[np.floating]:
         The capped logits, of the logits' shape and float type (a NumPy scalar for a
         0-dimensional input).
 
-    Raises
-    ------
-    TypeError
-        If ``logits`` is not a float32 or float64 array, or ``cap`` is not a real number.
-    ValueError
-        If ``cap`` is not positive and finite.
-
-    References
-    ----------
-    .. [1] Gemma Team, Gemma 2: Improving open language models at a practical size,
-       arXiv:2408.00118, 2024.
+    <cap sections>
 
     Examples
     --------
@@ -395,6 +404,7 @@ def soft_cap(logits: ArrayLike, cap: float) -> NDArray[np.floating]:
     return _soft_cap(logits, cap, derivative=False)
 
 
+@_with_cap_sections
 def soft_cap_grad(logits: ArrayLike, cap: float) -> NDArray[np.floating]:
     r"""The derivative of :func:`soft_cap`, :math:`\operatorname{sech}^2(z / c)`, element-wise.
 
@@ -420,17 +430,7 @@ def soft_cap_grad(logits: ArrayLike, cap: float) -> NDArray[np.floating]:
     ndarray or numpy scalar
         :math:`\operatorname{sech}^2(z/c)`, of the logits' shape and float type.
 
-    Raises
-    ------
-    TypeError
-        If ``logits`` is not a float32 or float64 array, or ``cap`` is not a real number.
-    ValueError
-        If ``cap`` is not positive and finite.
-
-    References
-    ----------
-    .. [1] Gemma Team, Gemma 2: Improving open language models at a practical size,
-       arXiv:2408.00118, 2024.
+    <cap sections>
 
     Examples
     --------

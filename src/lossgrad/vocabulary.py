@@ -250,6 +250,16 @@ def _block_gradient(
     return g
 
 
+def _gradient_blocks(x: _Inputs, stats: _RowStats):
+    """The backward pass's blocks: (start, stop, W_b, (S - T)_b / N), each block's logits
+    recomputed into one reused buffer."""
+    z_work, g_work = _work(x)
+    for start, stop in _blocks(x.w.shape[0], x.block):
+        z = _logits(x, start, stop, z_work)
+        g = _block_gradient(x, stats, z, start, stop, g_work[: z.size].reshape(z.shape))
+        yield start, stop, x.w[start:stop], g
+
+
 def _tiles_to_skip(g: NDArray, x: _Inputs, start: int, stop: int, threshold: float) -> list[slice]:
     """The row tiles of a block whose entries other than the targets' are all below
     ``threshold`` in units of 1/N (each row's weight in the loss)."""
@@ -444,11 +454,7 @@ def linear_cross_entropy_and_grad(
         # float32 d_hidden adds V/B products: in float64, then rounded once.
         d_hidden = np.zeros(x.h.shape, np.float64 if dtype == np.float32 else dtype)
         d_weight = np.empty(x.w.shape, dtype)
-        z_work, g_work = _work(x)
-        for start, stop in _blocks(x.w.shape[0], x.block):
-            wb = x.w[start:stop]
-            z = _logits(x, start, stop, z_work)
-            g = _block_gradient(x, stats, z, start, stop, g_work[: z.size].reshape(z.shape))
+        for start, stop, wb, g in _gradient_blocks(x, stats):
             skipped = [] if threshold is None else _tiles_to_skip(g, x, start, stop, threshold)
             if not skipped:
                 d_hidden += g @ wb
@@ -532,10 +538,7 @@ def linear_cross_entropy_skipped_fraction(
     skipped = total = 0
     with np.errstate(under="ignore", over="ignore"):
         stats = _forward(x)
-        z_work, g_work = _work(x)
-        for start, stop in _blocks(x.w.shape[0], x.block):
-            z = _logits(x, start, stop, z_work)
-            g = _block_gradient(x, stats, z, start, stop, g_work[: z.size].reshape(z.shape))
+        for start, stop, _, g in _gradient_blocks(x, stats):
             total += tiles_per_block
             skipped += len(_tiles_to_skip(g, x, start, stop, threshold))
     return skipped / total if total else 0.0
