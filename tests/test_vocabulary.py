@@ -9,6 +9,7 @@ import mpmath
 import numpy as np
 import pytest
 
+from lossgrad import vocabulary
 from lossgrad.gradcheck import central_difference
 from lossgrad.vocabulary import (
     linear_cross_entropy,
@@ -59,6 +60,59 @@ def test_agrees_with_the_unblocked_computation(block_size, eps, reduction):
     alone = linear_cross_entropy(h, w, y, label_smoothing=eps, reduction=reduction,
                                  block_size=block_size)
     np.testing.assert_array_equal(alone, loss)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("eps", [0.0, 0.1])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_one_pass_in_chunks_agrees_with_the_unblocked_computation(
+    monkeypatch, dtype, eps, reduction
+):
+    # Tiles of 5 rows of the whole vocabulary and gradient products of 16 columns: 6 chunks
+    # (the last shorter) and 4 products a chunk, so d_weight adds partial sums over chunks.
+    monkeypatch.setattr(vocabulary, "_BLOCK_ELEMENTS", 5 * 53)
+    monkeypatch.setattr(vocabulary, "_PRODUCT_COLUMNS", 16)
+    h, w, y = problem(seed=11, dtype=dtype)
+    y[::4] = -100
+    loss, dh, dw = linear_cross_entropy_and_grad(
+        h, w, y, label_smoothing=eps, reduction=reduction, block_size=53
+    )
+    ref_loss, ref_dh, ref_dw = unblocked(h, w, y, eps, -100, reduction)
+    tight = dtype == np.float64
+    np.testing.assert_allclose(loss, ref_loss, rtol=1e-13 if tight else 1e-6, atol=1e-15)
+    for x, ref in ((dh, ref_dh), (dw, ref_dw)):
+        assert x.dtype == dtype
+        np.testing.assert_allclose(x, ref, rtol=1e-11 if tight else 1e-5,
+                                   atol=1e-15 if tight else 1e-7 * np.abs(ref).max())
+    alone = linear_cross_entropy(h, w, y, label_smoothing=eps, reduction=reduction,
+                                 block_size=53)
+    np.testing.assert_array_equal(alone, loss)
+
+
+def test_one_pass_with_every_row_ignored():
+    h, w, y = problem(n=3)
+    y[:] = -100
+    loss, dh, dw = linear_cross_entropy_and_grad(h, w, y, reduction="sum")
+    assert loss == 0.0 and not dh.any() and not dw.any()
+
+
+@pytest.mark.parametrize(
+    ("rows", "tokens", "block_size", "one_pass", "plan"),
+    [
+        (4096, 8192, None, True, (8192, 512)),  # one pass: 512 rows of the vocabulary fit
+        (4096, 65536, None, True, (65536, 64)),  # the fewest rows a chunk
+        (4096, 131072, None, True, (1024, 4096)),  # 32 rows would fit: two passes
+        (30, 2**17, None, True, (2**17, 30)),  # fewer rows than 64, and all of them fit
+        (100, 53, None, True, (53, 100)),  # everything in one tile
+        (4096, 8192, None, False, (1024, 4096)),  # filtering: two passes
+        (4096, 8192, 8192, True, (8192, 512)),  # a block of the whole vocabulary: one pass
+        (4096, 2**23, 10**9, True, (2**23, 1)),  # at least one row
+        (4096, 8192, 100, True, (100, 4096)),
+        (0, 10, None, True, (10, 1)),  # no rows
+    ],
+)
+def test_the_default_plan(rows, tokens, block_size, one_pass, plan):
+    assert vocabulary._plan(rows, tokens, block_size, one_pass) == plan
 
 
 def test_gradients_match_central_differences():

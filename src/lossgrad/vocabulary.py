@@ -10,13 +10,21 @@ logits :math:`Z = H W^\top` over a vocabulary of :math:`V` tokens (:math:`W` is
     \frac{\partial L}{\partial H} = \frac{1}{N}(S - Y)\,W, \qquad
     \frac{\partial L}{\partial W} = \frac{1}{N}(S - Y)^\top H,
 
-so everything the gradient needs is the softmax, which can be formed a block of vocabulary
-columns at a time once each row's log-sum-exp is known. The functions here never hold more than
-one :math:`N \times B` block of logits: a forward pass keeps a running maximum and a rescaled
-running sum per row (the online log-sum-exp of Milakov and Gimelshein, 2018), and a backward
-pass recomputes each block's logits and adds its share to both gradients (as Cut Cross-Entropy
-does, Wijmans et al., 2025). That is four matrix products where the direct computation has
-three, and the memory is :math:`O(N B)` instead of :math:`O(N V)`; ``benchmarks/vocabulary.py``
+so everything the gradient needs is the softmax, which can be formed a piece at a time once
+each row's log-sum-exp is known. The functions here never hold more than one tile of
+:math:`2^{22}` logits (by default), in one of two ways:
+
+- **One pass over chunks of rows**, where at least 64 rows of the whole vocabulary fit in a tile
+  (as Liger Kernel's fused linear cross-entropy goes, Hsu et al., 2024): a chunk's logits are
+  formed once, turned into :math:`S - T` in place, and multiplied into both gradients. That is
+  three matrix products, as in the direct computation.
+- **Two passes over blocks of vocabulary columns**, all rows at once, for a vocabulary too large
+  for that: a forward pass keeps a running maximum and a rescaled running sum per row (the
+  online log-sum-exp of Milakov and Gimelshein, 2018), and a backward pass recomputes each
+  block's logits and adds its share to both gradients (as Cut Cross-Entropy does, Wijmans et
+  al., 2025). That is four matrix products.
+
+The memory is :math:`O(\text{tile})` instead of :math:`O(N V)`; ``benchmarks/vocabulary.py``
 measures both against the direct computation. Rows whose target is ``ignore_index`` are left
 out before any product.
 
@@ -27,8 +35,9 @@ keeps its digits, and the gradient at a target that is the row's largest logit i
 :math:`-r/(1 + r)`, not as :math:`s_y - 1`. Per-row quantities (:math:`m`, :math:`r`, the
 target's logit, sums) are float64; the element-wise work on a block and the matrix products run
 in the inputs' type (a float32 block is rounded to float32 for its products in any case), and a
-float32 ``d_hidden`` is added up over blocks in float64. Derived in "Cross-entropy at vocabulary
-scale".
+float32 ``d_hidden`` is added up in float64 over blocks of columns (the vocabulary blocks, or
+1024 columns at a time in one pass); ``d_weight`` is added up over chunks of rows in the inputs'
+type (a float64 copy would be twice its size). Derived in "Cross-entropy at vocabulary scale".
 """
 
 from __future__ import annotations
@@ -53,6 +62,14 @@ __all__ = [
 _BLOCK_ELEMENTS = 2**22
 #: Rows per tile when gradient filtering decides which (rows, block) tiles to skip.
 _FILTER_ROWS = 256
+#: The fewest rows of the whole vocabulary worth a chunk of the one-pass computation: with
+#: fewer, re-reading and re-writing all of d_weight once per chunk costs more than the two-pass
+#: computation's extra product (at N = 4096, d = 512 on a 2-core machine, float32: one pass
+#: 0.9x the time of two at 64 rows a chunk, 1.1x at 32, 1.5x at 16).
+_MIN_CHUNK_ROWS = 64
+#: Vocabulary columns per product in the one-pass computation's gradient products (their
+#: temporaries are this many rows of d_weight).
+_PRODUCT_COLUMNS = 1024
 
 
 class _Inputs(NamedTuple):
@@ -64,7 +81,8 @@ class _Inputs(NamedTuple):
     rows: NDArray[np.intp] | None  # (n,) where they sit among all N rows; None: all of them
     total_rows: int  # N
     eps: float  # label smoothing
-    block: int  # vocabulary columns per block
+    block: int  # vocabulary columns per block; V: one pass over chunks of rows
+    chunk: int  # rows per chunk (all n rows in the two-pass computation)
     divisor: float  # what "mean" divides by (1 for the others)
 
 
@@ -80,7 +98,7 @@ class _RowStats(NamedTuple):
 
 def _inputs(
     hidden: ArrayLike, weight: ArrayLike, targets: ArrayLike, ignore_index: object,
-    label_smoothing: object, reduction: str, block_size: object,
+    label_smoothing: object, reduction: str, block_size: object, one_pass: bool = True,
 ) -> _Inputs:
     h = validation.float_array(hidden, "hidden")
     w = validation.float_array(weight, "weight")
@@ -127,16 +145,29 @@ def _inputs(
         raise ValueError(
             f'every target is ignore_index ({ignored}), so reduction="mean" has no rows to average'
         )
-    if block_size is None:
-        block = max(1, _BLOCK_ELEMENTS // max(1, y.size))
-    else:
+    if block_size is not None:
         if isinstance(block_size, bool | np.bool_) or not isinstance(block_size, numbers.Integral):
             raise TypeError(f"block_size must be a positive integer or None, got {block_size!r}")
         if block_size < 1:
             raise ValueError(f"block_size must be a positive integer, got {block_size}")
-        block = int(block_size)
+    block, chunk = _plan(y.size, vocabulary, block_size, one_pass)
     divisor = float(y.size) if reduction == "mean" else 1.0
-    return _Inputs(h, w, y.astype(np.intp), rows, n, eps, min(block, vocabulary), divisor)
+    return _Inputs(h, w, y.astype(np.intp), rows, n, eps, block, chunk, divisor)
+
+
+def _plan(n: int, vocabulary: int, block_size: int | None, one_pass: bool) -> tuple[int, int]:
+    """(columns, rows) of a tile of logits. With all V columns, one pass over chunks of rows
+    (three products); otherwise two passes over vocabulary blocks, all rows at once (four)."""
+    whole_rows = max(1, _BLOCK_ELEMENTS // vocabulary)  # rows of the whole vocabulary that fit
+    if block_size is None:
+        if one_pass and whole_rows >= min(n, _MIN_CHUNK_ROWS):
+            return vocabulary, min(max(1, n), whole_rows)
+        block = max(1, _BLOCK_ELEMENTS // max(1, n))
+    else:
+        block = int(block_size)
+    if block >= vocabulary and one_pass:
+        return vocabulary, min(max(1, n), whole_rows)
+    return min(block, vocabulary), max(1, n)
 
 
 def _blocks(vocabulary: int, block: int):
@@ -144,10 +175,18 @@ def _blocks(vocabulary: int, block: int):
 
 
 def _work(x: _Inputs) -> tuple[NDArray, NDArray]:
-    """Buffers for one block's logits and its element-wise work (both in the inputs' type:
+    """Buffers for one tile's logits and its element-wise work (both in the inputs' type:
     float32 work is rounded to float32 for the products anyway), made once per call."""
-    size = x.h.shape[0] * x.block
+    size = min(x.chunk, x.h.shape[0]) * x.block
     return np.empty(size, x.h.dtype), np.empty(size, x.h.dtype)
+
+
+def _chunks(x: _Inputs):
+    """(the rows' slice, the inputs restricted to them), a chunk of rows at a time."""
+    n = x.h.shape[0]
+    for first in range(0, n, x.chunk):
+        part = slice(first, min(n, first + x.chunk))
+        yield part, x._replace(h=x.h[part], y=x.y[part])
 
 
 def _logits(x: _Inputs, start: int, stop: int, z_work: NDArray) -> NDArray:
@@ -156,8 +195,9 @@ def _logits(x: _Inputs, start: int, stop: int, z_work: NDArray) -> NDArray:
     return np.matmul(x.h, x.w[start:stop].T, out=z)
 
 
-def _forward(x: _Inputs) -> _RowStats:
-    """One pass over vocabulary blocks: each row's maximum, the other terms' sum, z_y."""
+def _forward(x: _Inputs, z_work: NDArray, e_work: NDArray) -> tuple[_RowStats, NDArray]:
+    """One pass over vocabulary blocks: each row's maximum, the other terms' sum, z_y; and
+    the last block's logits (all of them, when the block is the whole vocabulary)."""
     n = x.h.shape[0]
     rows = np.arange(n)
     top = np.full(n, -np.inf)
@@ -165,7 +205,6 @@ def _forward(x: _Inputs) -> _RowStats:
     others = np.zeros(n)
     target = np.zeros(n)
     total = np.zeros(n) if x.eps else None
-    z_work, e_work = _work(x)
     for start, stop in _blocks(x.w.shape[0], x.block):
         z = _logits(x, start, stop, z_work)
         block_arg = np.argmax(z, axis=1)
@@ -194,7 +233,7 @@ def _forward(x: _Inputs) -> _RowStats:
         target[inside] = z[rows[inside], x.y[inside] - start]
         if total is not None:
             total += z.sum(axis=1, dtype=np.float64)
-    return _RowStats(top, arg, others, target, total)
+    return _RowStats(top, arg, others, target, total), z
 
 
 def _row_losses(x: _Inputs, r: _RowStats) -> NDArray[np.float64]:
@@ -330,7 +369,12 @@ def linear_cross_entropy(
     reduction : {"none", "mean", "sum"}, default "mean"
         Row losses, their mean over the rows that count, or their sum.
     block_size : int or None
-        Vocabulary columns per block; by default as many as make :math:`2^{22}` logits.
+        Vocabulary columns per block of the two-pass computation. By default, one pass over
+        chunks of rows where at least 64 rows of the whole vocabulary fit in :math:`2^{22}`
+        logits, and otherwise two passes over blocks of as many columns as make
+        :math:`2^{22}` logits with all rows. A ``block_size`` of :math:`V` or more also means
+        one pass (chunks of as many rows as fit in :math:`2^{22}` logits, at least one); a
+        smaller one, two passes over blocks of that many columns.
 
     Returns
     -------
@@ -368,9 +412,12 @@ def linear_cross_entropy(
     True
     """
     x = _inputs(hidden, weight, targets, ignore_index, label_smoothing, reduction, block_size)
+    losses = np.empty(x.h.shape[0])
+    z_work, e_work = _work(x)
     with np.errstate(under="ignore", over="ignore"):
-        stats = _forward(x)
-        return _reduce(x, _row_losses(x, stats), reduction, x.h.dtype)
+        for part, rows in _chunks(x):
+            losses[part] = _row_losses(rows, _forward(rows, z_work, e_work)[0])
+        return _reduce(x, losses, reduction, x.h.dtype)
 
 
 def linear_cross_entropy_and_grad(
@@ -393,9 +440,11 @@ def linear_cross_entropy_and_grad(
         \frac{\partial L}{\partial W} = (S - T)^\top H / N,
 
     :math:`T` the (smoothed) one-hot targets, :math:`N` the number of rows that count
-    (1 for ``"sum"``; for ``"none"`` the gradients are those of the sum). The first pass finds
-    each row's log-sum-exp; the second recomputes each block's logits and adds its
-    :math:`(S - T)` block's products to both gradients.
+    (1 for ``"sum"``; for ``"none"`` the gradients are those of the sum). In one pass over
+    chunks of rows, each chunk's logits are formed once and its :math:`S - T` multiplied into
+    both gradients; in two passes over vocabulary blocks, the first finds each row's
+    log-sum-exp and the second recomputes each block's logits and adds its :math:`(S - T)`
+    block's products to both gradients (see ``block_size`` for which).
 
     Used in "Cross-entropy at vocabulary scale".
 
@@ -408,7 +457,8 @@ def linear_cross_entropy_and_grad(
         block is left out of both products when every entry of its :math:`S - T` other than the
         targets' is below this (in units of the row's weight in the loss); the targets' entries
         are then added one by one. What is left out is an error in the gradients:
-        :func:`linear_cross_entropy_skipped_fraction` reports how much is skipped.
+        :func:`linear_cross_entropy_skipped_fraction` reports how much is skipped. Filtering
+        works on vocabulary blocks, so with a threshold the computation takes two passes.
 
     Returns
     -------
@@ -430,6 +480,8 @@ def linear_cross_entropy_and_grad(
     ----------
     .. [1] E. Wijmans, B. Huval, A. Hertzberg, V. Koltun and P. Krähenbühl, Cut your losses in
        large-vocabulary language models, *ICLR*, 2025.
+    .. [2] P.-L. Hsu et al., Liger Kernel: efficient Triton kernels for LLM training,
+       arXiv:2410.10989, 2024.
 
     Examples
     --------
@@ -445,34 +497,75 @@ def linear_cross_entropy_and_grad(
     >>> bool(np.allclose(dh, g @ w, rtol=1e-13)), bool(np.allclose(dw, g.T @ h, rtol=1e-13))
     (True, True)
     """
-    x = _inputs(hidden, weight, targets, ignore_index, label_smoothing, reduction, block_size)
     threshold = _threshold(filter_threshold)
+    x = _inputs(hidden, weight, targets, ignore_index, label_smoothing, reduction, block_size,
+                one_pass=threshold is None)
     dtype = x.h.dtype
     with np.errstate(under="ignore", over="ignore"):
-        stats = _forward(x)
-        loss = _reduce(x, _row_losses(x, stats), reduction, dtype)
-        # float32 d_hidden adds V/B products: in float64, then rounded once.
+        # float32 d_hidden adds a product per block of columns: in float64, then rounded once.
         d_hidden = np.zeros(x.h.shape, np.float64 if dtype == np.float32 else dtype)
         d_weight = np.empty(x.w.shape, dtype)
-        for start, stop, wb, g in _gradient_blocks(x, stats):
-            skipped = [] if threshold is None else _tiles_to_skip(g, x, start, stop, threshold)
-            if not skipped:
-                d_hidden += g @ wb
-                np.matmul(g.T, x.h, out=d_weight[start:stop])
-                continue
-            d_weight[start:stop] = 0.0
-            for first in range(0, g.shape[0], _FILTER_ROWS):
-                tile = slice(first, min(g.shape[0], first + _FILTER_ROWS))
-                if tile in skipped:
-                    _add_targets_only(g, x, start, stop, tile, d_hidden, d_weight)
-                    continue
-                d_hidden[tile] += g[tile] @ wb
-                d_weight[start:stop] += g[tile].T @ x.h[tile]
+        if x.block == x.w.shape[0]:
+            loss = _one_pass(x, reduction, d_hidden, d_weight)
+        else:
+            loss = _two_passes(x, reduction, threshold, d_hidden, d_weight)
     if x.rows is not None:
         full = np.zeros((x.total_rows, x.h.shape[1]), dtype)
         full[x.rows] = d_hidden
         return loss, full, d_weight
     return loss, d_hidden.astype(dtype, copy=False), d_weight
+
+
+def _one_pass(x: _Inputs, reduction: str, d_hidden: NDArray, d_weight: NDArray) -> Loss:
+    """Chunks of rows over the whole vocabulary: each chunk's logits formed once, its S - T
+    in their place, and its products (three in all, as in the unblocked computation)."""
+    vocabulary = x.w.shape[0]
+    losses = np.empty(x.h.shape[0])
+    z_work, g_work = _work(x)
+    part_work = np.empty(min(vocabulary, _PRODUCT_COLUMNS) * x.w.shape[1], x.h.dtype)
+    for number, (part, rows) in enumerate(_chunks(x)):
+        stats, z = _forward(rows, z_work, g_work)
+        losses[part] = _row_losses(rows, stats)
+        g = _block_gradient(rows, stats, z, 0, vocabulary, g_work[: z.size].reshape(z.shape))
+        if d_hidden.dtype == g.dtype:
+            np.matmul(g, x.w, out=d_hidden[part])
+        for start, stop in _blocks(vocabulary, _PRODUCT_COLUMNS):
+            if d_hidden.dtype != g.dtype:
+                d_hidden[part] += g[:, start:stop] @ x.w[start:stop]
+            if number == 0:
+                np.matmul(g[:, start:stop].T, rows.h, out=d_weight[start:stop])
+            else:
+                dw = part_work[: (stop - start) * x.w.shape[1]].reshape(stop - start, -1)
+                d_weight[start:stop] += np.matmul(g[:, start:stop].T, rows.h, out=dw)
+    if x.h.shape[0] == 0:
+        d_weight[:] = 0.0
+    return _reduce(x, losses, reduction, x.h.dtype)
+
+
+def _two_passes(
+    x: _Inputs, reduction: str, threshold: float | None, d_hidden: NDArray, d_weight: NDArray
+) -> Loss:
+    """A forward pass over vocabulary blocks for each row's log-sum-exp, then a backward pass
+    that recomputes each block's logits (four products)."""
+    z_work, e_work = _work(x)
+    stats = _forward(x, z_work, e_work)[0]
+    del z_work, e_work
+    loss = _reduce(x, _row_losses(x, stats), reduction, x.h.dtype)
+    for start, stop, wb, g in _gradient_blocks(x, stats):
+        skipped = [] if threshold is None else _tiles_to_skip(g, x, start, stop, threshold)
+        if not skipped:
+            d_hidden += g @ wb
+            np.matmul(g.T, x.h, out=d_weight[start:stop])
+            continue
+        d_weight[start:stop] = 0.0
+        for first in range(0, g.shape[0], _FILTER_ROWS):
+            tile = slice(first, min(g.shape[0], first + _FILTER_ROWS))
+            if tile in skipped:
+                _add_targets_only(g, x, start, stop, tile, d_hidden, d_weight)
+                continue
+            d_hidden[tile] += g[tile] @ wb
+            d_weight[start:stop] += g[tile].T @ x.h[tile]
+    return loss
 
 
 def _threshold(value: object) -> float | None:
@@ -529,7 +622,8 @@ def linear_cross_entropy_skipped_fraction(
     >>> linear_cross_entropy_skipped_fraction(h, w, y, 1e-3, block_size=8)
     0.0
     """
-    x = _inputs(hidden, weight, targets, ignore_index, label_smoothing, "sum", block_size)
+    x = _inputs(hidden, weight, targets, ignore_index, label_smoothing, "sum", block_size,
+                one_pass=False)
     threshold = _threshold(filter_threshold)
     if threshold is None:
         raise TypeError("filter_threshold must be a real number")
@@ -537,7 +631,7 @@ def linear_cross_entropy_skipped_fraction(
     tiles_per_block = -(-n // _FILTER_ROWS)
     skipped = total = 0
     with np.errstate(under="ignore", over="ignore"):
-        stats = _forward(x)
+        stats = _forward(x, *_work(x))[0]
         for start, stop, _, g in _gradient_blocks(x, stats):
             total += tiles_per_block
             skipped += len(_tiles_to_skip(g, x, start, stop, threshold))
