@@ -264,14 +264,21 @@ def _reduce(
 
 
 def _block_gradient(
-    x: _Inputs, r: _RowStats, z: NDArray, start: int, stop: int, work: NDArray
+    x: _Inputs, r: _RowStats, z: NDArray, start: int, stop: int, work: NDArray,
+    exponentials: bool = False,
 ) -> NDArray:
-    r""":math:`(S - T)/N` for one block, in the inputs' type (:math:`N` the divisor)."""
+    r""":math:`(S - T)/N` for one block, in the inputs' type (:math:`N` the divisor).
+    ``exponentials``: ``work`` already holds :math:`e^{z - m}` with each row's largest entry
+    set to 0, as the forward pass leaves it when the block is the whole vocabulary."""
     rows = np.arange(z.shape[0])
     vocabulary = x.w.shape[0]
     dtype = z.dtype
-    g = np.subtract(z, r.top.astype(dtype)[:, None], out=work)
-    np.exp(g, out=g)
+    if exponentials:
+        g = work
+        g[rows, r.arg] = 1.0  # e^(m - m)
+    else:
+        g = np.subtract(z, r.top.astype(dtype)[:, None], out=work)
+        np.exp(g, out=g)
     g *= (1.0 / (x.divisor * (1.0 + r.others))).astype(dtype)[:, None]
     if x.eps:
         g -= dtype.type(x.eps / (vocabulary * x.divisor))
@@ -526,7 +533,9 @@ def _one_pass(x: _Inputs, reduction: str, d_hidden: NDArray, d_weight: NDArray) 
     for number, (part, rows) in enumerate(_chunks(x)):
         stats, z = _forward(rows, z_work, g_work)
         losses[part] = _row_losses(rows, stats)
-        g = _block_gradient(rows, stats, z, 0, vocabulary, g_work[: z.size].reshape(z.shape))
+        # The forward pass's exponentials, e^(z - m) for the whole row, are reused.
+        g = _block_gradient(rows, stats, z, 0, vocabulary, g_work[: z.size].reshape(z.shape),
+                            exponentials=True)
         if d_hidden.dtype == g.dtype:
             np.matmul(g, x.w, out=d_hidden[part])
         for start, stop in _blocks(vocabulary, _PRODUCT_COLUMNS):
