@@ -156,9 +156,9 @@ def main() -> None:
                 ratios.append((end - middle) / (middle - start))
                 two_ratios.append((last - end) / (middle - start))
                 naive_times.append(middle - start)
-            tile, rows_per_tile = lossgrad_vocabulary._plan(n, vocabulary, None, True)
-            plan = f"one pass, {rows_per_tile} rows" if tile == vocabulary else (
-                f"two passes, {tile} columns")
+            passes, width, rows_per_tile = lossgrad_vocabulary._plan(n, vocabulary, None, True)
+            plan = f"one pass, {rows_per_tile} rows" if passes == 1 else (
+                f"two passes, {width} columns")
             ref = reference(h, w, y)
             naive_memory = working_memory(lambda h=h, w=w, y=y: naive(h, w, y))
             blocked_memory = working_memory(

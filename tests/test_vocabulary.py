@@ -99,20 +99,43 @@ def test_one_pass_with_every_row_ignored():
 @pytest.mark.parametrize(
     ("rows", "tokens", "block_size", "one_pass", "plan"),
     [
-        (4096, 8192, None, True, (8192, 512)),  # one pass: 512 rows of the vocabulary fit
-        (4096, 65536, None, True, (65536, 64)),  # the fewest rows a chunk
-        (4096, 131072, None, True, (1024, 4096)),  # 32 rows would fit: two passes
-        (30, 2**17, None, True, (2**17, 30)),  # fewer rows than 64, and all of them fit
-        (100, 53, None, True, (53, 100)),  # everything in one tile
-        (4096, 8192, None, False, (1024, 4096)),  # filtering: two passes
-        (4096, 8192, 8192, True, (8192, 512)),  # a block of the whole vocabulary: one pass
-        (4096, 2**23, 10**9, True, (2**23, 1)),  # at least one row
-        (4096, 8192, 100, True, (100, 4096)),
-        (0, 10, None, True, (10, 1)),  # no rows
+        (4096, 8192, None, True, (1, 8192, 512)),  # one pass: 512 rows of the vocabulary fit
+        (4096, 65536, None, True, (1, 65536, 64)),  # the fewest rows a chunk
+        (4096, 131072, None, True, (2, 1024, 4096)),  # 32 rows would fit: two passes
+        (30, 2**17, None, True, (1, 2**17, 30)),  # fewer rows than 64, and all of them fit
+        (100, 53, None, True, (1, 53, 100)),  # everything in one tile
+        (4096, 8192, None, False, (2, 1024, 4096)),  # filtering: two passes
+        (100, 53, None, False, (2, 53, 100)),  # filtering, everything in one block
+        (100, 53, 10**6, False, (2, 53, 100)),
+        (4096, 8192, 8192, True, (1, 8192, 512)),  # a block of the whole vocabulary: one pass
+        (4096, 2**23, 10**9, True, (1, 2**23, 1)),  # at least one row
+        (4096, 8192, 100, True, (2, 100, 4096)),
+        (0, 10, None, True, (1, 10, 1)),  # no rows
     ],
 )
 def test_the_default_plan(rows, tokens, block_size, one_pass, plan):
     assert vocabulary._plan(rows, tokens, block_size, one_pass) == plan
+
+
+@pytest.mark.parametrize("block_size", [None, 10**6])
+def test_filtering_filters_when_the_whole_vocabulary_fits_in_one_block(block_size):
+    # N V far below the default tile, and a block wider than V: still two passes, and the
+    # filtered gradients are those of the independent filter with one block of all V tokens.
+    # The first 256 rows point at their targets' unit vectors (target probability about 0.9,
+    # nothing else near 0.1); the other rows' softmax is spread out (every entry below 0.1).
+    rng = np.random.default_rng(12)
+    w = rng.normal(size=(1000, 8))
+    w /= np.linalg.norm(w, axis=1, keepdims=True)
+    y = rng.integers(0, 1000, 600)
+    h = 30 * w[y]
+    h[256:] = rng.normal(size=(344, 8))
+    ref_dh, ref_dw, ref_fraction = independent_filter(h, w, y, 0.1, 1000)
+    _, dh, dw = linear_cross_entropy_and_grad(h, w, y, block_size=block_size,
+                                              filter_threshold=0.1)
+    fraction = linear_cross_entropy_skipped_fraction(h, w, y, 0.1, block_size=block_size)
+    assert fraction == ref_fraction and 0.0 < fraction < 1.0
+    np.testing.assert_allclose(dh, ref_dh, rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(dw, ref_dw, rtol=1e-10, atol=1e-14)
 
 
 def test_gradients_match_central_differences():

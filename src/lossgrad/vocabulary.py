@@ -11,18 +11,20 @@ logits :math:`Z = H W^\top` over a vocabulary of :math:`V` tokens (:math:`W` is
     \frac{\partial L}{\partial W} = \frac{1}{N}(S - Y)^\top H,
 
 so everything the gradient needs is the softmax, which can be formed a piece at a time once
-each row's log-sum-exp is known. The functions here never hold more than one tile of
-:math:`2^{22}` logits (by default), in one of two ways:
+each row's log-sum-exp is known. The functions here hold the logits a tile at a time, by
+default a tile of :math:`2^{22}` (at least one row of the whole vocabulary, or one column of
+all the rows), in one of two ways:
 
-- **One pass over chunks of rows**, where at least 64 rows of the whole vocabulary fit in a tile
-  (as Liger Kernel's fused linear cross-entropy goes, Hsu et al., 2024): a chunk's logits are
-  formed once, turned into :math:`S - T` in place, and multiplied into both gradients. That is
-  three matrix products, as in the direct computation.
+- **One pass over chunks of rows**, where at least 64 rows of the whole vocabulary fit in a tile,
+  or all the rows if there are fewer (as Liger Kernel's fused linear cross-entropy goes, Hsu et
+  al., 2024): a chunk's logits are formed once, :math:`S - T` is formed from them in a second
+  buffer of the same size, and multiplied into both gradients. That is three matrix products,
+  as in the direct computation.
 - **Two passes over blocks of vocabulary columns**, all rows at once, for a vocabulary too large
   for that: a forward pass keeps a running maximum and a rescaled running sum per row (the
   online log-sum-exp of Milakov and Gimelshein, 2018), and a backward pass recomputes each
   block's logits and adds its share to both gradients (as Cut Cross-Entropy does, Wijmans et
-  al., 2025). That is four matrix products.
+  al., 2025). That is four matrix products. Gradient filtering always takes this way.
 
 The memory is :math:`O(\text{tile})` instead of :math:`O(N V)`; ``benchmarks/vocabulary.py``
 measures both against the direct computation. Rows whose target is ``ignore_index`` are left
@@ -37,7 +39,8 @@ target's logit, sums) are float64; the element-wise work on a block and the matr
 in the inputs' type (a float32 block is rounded to float32 for its products in any case), and a
 float32 ``d_hidden`` is added up in float64 over blocks of columns (the vocabulary blocks, or
 1024 columns at a time in one pass); ``d_weight`` is added up over chunks of rows in the inputs'
-type (a float64 copy would be twice its size). Derived in "Cross-entropy at vocabulary scale".
+type (a float64 copy would take twice its :math:`V \times d` entries' memory, and :math:`V` is
+the large dimension). Derived in "Cross-entropy at vocabulary scale".
 """
 
 from __future__ import annotations
@@ -83,6 +86,7 @@ class _Inputs(NamedTuple):
     eps: float  # label smoothing
     block: int  # vocabulary columns per block; V: one pass over chunks of rows
     chunk: int  # rows per chunk (all n rows in the two-pass computation)
+    passes: int  # 1: chunks of rows over the whole vocabulary; 2: vocabulary blocks
     divisor: float  # what "mean" divides by (1 for the others)
 
 
@@ -150,24 +154,27 @@ def _inputs(
             raise TypeError(f"block_size must be a positive integer or None, got {block_size!r}")
         if block_size < 1:
             raise ValueError(f"block_size must be a positive integer, got {block_size}")
-    block, chunk = _plan(y.size, vocabulary, block_size, one_pass)
+    passes, block, chunk = _plan(y.size, vocabulary, block_size, one_pass)
     divisor = float(y.size) if reduction == "mean" else 1.0
-    return _Inputs(h, w, y.astype(np.intp), rows, n, eps, block, chunk, divisor)
+    return _Inputs(h, w, y.astype(np.intp), rows, n, eps, block, chunk, passes, divisor)
 
 
-def _plan(n: int, vocabulary: int, block_size: int | None, one_pass: bool) -> tuple[int, int]:
-    """(columns, rows) of a tile of logits. With all V columns, one pass over chunks of rows
-    (three products); otherwise two passes over vocabulary blocks, all rows at once (four)."""
+def _plan(
+    n: int, vocabulary: int, block_size: int | None, one_pass: bool
+) -> tuple[int, int, int]:
+    """(passes, columns, rows) of a tile of logits: one pass over chunks of rows of the whole
+    vocabulary (three products), or two passes over vocabulary blocks, all rows at once (four).
+    ``one_pass=False`` (gradient filtering) asks for two passes whatever the sizes."""
     whole_rows = max(1, _BLOCK_ELEMENTS // vocabulary)  # rows of the whole vocabulary that fit
     if block_size is None:
         if one_pass and whole_rows >= min(n, _MIN_CHUNK_ROWS):
-            return vocabulary, min(max(1, n), whole_rows)
+            return 1, vocabulary, min(max(1, n), whole_rows)
         block = max(1, _BLOCK_ELEMENTS // max(1, n))
     else:
         block = int(block_size)
     if block >= vocabulary and one_pass:
-        return vocabulary, min(max(1, n), whole_rows)
-    return min(block, vocabulary), max(1, n)
+        return 1, vocabulary, min(max(1, n), whole_rows)
+    return 2, min(block, vocabulary), max(1, n)
 
 
 def _blocks(vocabulary: int, block: int):
@@ -347,8 +354,8 @@ def linear_cross_entropy(
     reduction: Reduction = "mean",
     block_size: int | None = None,
 ) -> Loss:
-    r"""Softmax cross-entropy of the logits :math:`H W^\top`, computed a vocabulary block at a
-    time, without storing the logits.
+    r"""Softmax cross-entropy of the logits :math:`H W^\top`, computed a tile of logits at a
+    time, without storing them.
 
     .. math::
 
@@ -378,10 +385,11 @@ def linear_cross_entropy(
     block_size : int or None
         Vocabulary columns per block of the two-pass computation. By default, one pass over
         chunks of rows where at least 64 rows of the whole vocabulary fit in :math:`2^{22}`
-        logits, and otherwise two passes over blocks of as many columns as make
-        :math:`2^{22}` logits with all rows. A ``block_size`` of :math:`V` or more also means
-        one pass (chunks of as many rows as fit in :math:`2^{22}` logits, at least one); a
-        smaller one, two passes over blocks of that many columns.
+        logits (or all the rows, if there are fewer), and otherwise two passes over blocks of
+        as many columns as make :math:`2^{22}` logits with all rows. A ``block_size`` of
+        :math:`V` or more also means one pass (chunks of as many rows as fit in
+        :math:`2^{22}` logits, at least one); a smaller one, two passes over blocks of that
+        many columns. With ``filter_threshold``, always two passes.
 
     Returns
     -------
@@ -439,7 +447,7 @@ def linear_cross_entropy_and_grad(
     filter_threshold: float | None = None,
 ) -> tuple[Loss, NDArray[np.floating], NDArray[np.floating]]:
     r""":func:`linear_cross_entropy` and its gradients with respect to ``hidden`` and
-    ``weight``, in two passes over the vocabulary.
+    ``weight``, a tile of logits at a time.
 
     .. math::
 
@@ -451,7 +459,7 @@ def linear_cross_entropy_and_grad(
     chunks of rows, each chunk's logits are formed once and its :math:`S - T` multiplied into
     both gradients; in two passes over vocabulary blocks, the first finds each row's
     log-sum-exp and the second recomputes each block's logits and adds its :math:`(S - T)`
-    block's products to both gradients (see ``block_size`` for which).
+    block's products to both gradients (``block_size`` and ``filter_threshold`` say which).
 
     Used in "Cross-entropy at vocabulary scale".
 
@@ -512,7 +520,7 @@ def linear_cross_entropy_and_grad(
         # float32 d_hidden adds a product per block of columns: in float64, then rounded once.
         d_hidden = np.zeros(x.h.shape, np.float64 if dtype == np.float32 else dtype)
         d_weight = np.empty(x.w.shape, dtype)
-        if x.block == x.w.shape[0]:
+        if x.passes == 1:
             loss = _one_pass(x, reduction, d_hidden, d_weight)
         else:
             loss = _two_passes(x, reduction, threshold, d_hidden, d_weight)
