@@ -18,8 +18,9 @@ OpenBLAS's own buffers) beyond the outputs (loss, dH and dW). Error: against the
 computation in float64 on the same inputs; the loss in units of u max(1, kappa), with
 kappa = (sum |dL/dH| |H| + sum |dL/dW| |W|) / |L| its relative condition number with respect to
 the inputs and u the unit roundoff of the inputs' type; each gradient entry in units of
-u (|G| |W|) or u (|G|^T |H|), the size of a matrix product's rounding error (Higham, section
-3.5), G = S - Y from the reference.
+u (|G| |W|) or u (|G|^T |H|), the unit of a matrix product's rounding error (its bound is that
+unit times a factor growing with the sums' length: Higham, section 3.5), G = S - Y from the
+reference.
 """
 
 from __future__ import annotations
