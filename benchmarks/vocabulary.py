@@ -8,8 +8,9 @@ forms (S - Y) W / N and (S - Y)^T H / N (three matrix products). lossgrad's
 ``linear_cross_entropy_and_grad`` with its defaults (the path measured as "blocked") holds one
 tile of 2^22 logits: here, one pass over chunks of rows of the whole vocabulary (three matrix
 products) at every V up to 65536, where 64 rows fit in a tile. For comparison, the same function
-forced into two passes over vocabulary blocks of 2^22 / N columns (four matrix products: the
-forward pass, the recomputed logits and two gradient products) is timed too ("two passes").
+forced into two passes over vocabulary blocks of 2^22 / N columns, or V/2 if that is fewer
+(four matrix products: the forward pass, the recomputed logits and two gradient products), is
+timed too ("two passes").
 
 Time: wall clock (numpy's BLAS uses both cores), interleaved repeats: the median of the
 per-repeat ratios blocked / naive, and their range. Run it on an otherwise idle machine.
@@ -140,7 +141,10 @@ def main() -> None:
             h = rng.normal(size=(n, d)).astype(dtype)
             w = (rng.normal(size=(vocabulary, d)) * (4 / np.sqrt(d))).astype(dtype)
             y = rng.integers(0, vocabulary, n)
-            columns = lossgrad_vocabulary._BLOCK_ELEMENTS // n  # a block of two passes
+            # Two passes' default block, narrower than V so that it is two passes (with few rows
+            # a block of 2^22 / N columns would cover the vocabulary, and that is one pass).
+            columns = min(lossgrad_vocabulary._BLOCK_ELEMENTS // n, (vocabulary + 1) // 2)
+            assert lossgrad_vocabulary._plan(n, vocabulary, columns, True)[0] == 2
 
             def two_passes(h=h, w=w, y=y, columns=columns):
                 return linear_cross_entropy_and_grad(h, w, y, block_size=columns)

@@ -3,6 +3,7 @@
 row, central differences on small sizes, the options, and bad input.
 """
 
+import tracemalloc
 import warnings
 
 import mpmath
@@ -138,9 +139,11 @@ def test_filtering_filters_when_the_whole_vocabulary_fits_in_one_block(block_siz
     np.testing.assert_allclose(dw, ref_dw, rtol=1e-10, atol=1e-14)
 
 
-def test_gradients_match_central_differences():
+@pytest.mark.parametrize("block_size", [2, None])  # two passes, one pass
+def test_gradients_match_central_differences(block_size):
     h, w, y = problem(n=4, d=3, vocabulary=5, seed=3)
-    _, dh, dw = linear_cross_entropy_and_grad(h, w, y, block_size=2, label_smoothing=0.2)
+    _, dh, dw = linear_cross_entropy_and_grad(h, w, y, block_size=block_size,
+                                              label_smoothing=0.2)
     for array, grad in ((h, dh), (w, dw)):
         numeric = np.empty_like(array)
         for index in np.ndindex(array.shape):
@@ -157,12 +160,13 @@ def test_gradients_match_central_differences():
         np.testing.assert_allclose(grad, numeric, rtol=1e-7, atol=1e-10)
 
 
-def test_a_confident_row_keeps_its_digits():
+@pytest.mark.parametrize("block_size", [1, None])  # two passes, one pass
+def test_a_confident_row_keeps_its_digits(block_size):
     # One row whose target logit leads the others by 40: the loss is log1p(e^-40 + e^-41), which
     # lse - z_y computed as log(sum exp) rounds to 0.
     h = np.array([[1.0]])
     w = np.array([[40.0], [0.0], [-1.0]])
-    loss, _, dw = linear_cross_entropy_and_grad(h, w, np.array([0]), block_size=1)
+    loss, _, dw = linear_cross_entropy_and_grad(h, w, np.array([0]), block_size=block_size)
     with mpmath.workdps(50):
         others = mpmath.exp(-40) + mpmath.exp(-41)
         exact_loss = mpmath.log1p(others)
@@ -277,12 +281,14 @@ def test_all_ignored_rows():
         linear_cross_entropy(h, w, y)
 
 
-def test_extreme_logits_give_no_warning():
+@pytest.mark.parametrize("block_size", [1, None])  # two passes, one pass
+def test_extreme_logits_give_no_warning(block_size):
     h = np.array([[1e150], [-1e150]])
     w = np.array([[1e150], [0.0], [-1e150]])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        loss, dh, dw = linear_cross_entropy_and_grad(h, w, np.array([0, 2]), block_size=1)
+        loss, dh, dw = linear_cross_entropy_and_grad(h, w, np.array([0, 2]),
+                                                     block_size=block_size)
     assert loss == 0.0
     assert np.all(np.isfinite(dh)) and np.all(np.isfinite(dw))
 
@@ -319,9 +325,66 @@ def test_extreme_logits_give_no_warning():
         (lambda h, w, y: linear_cross_entropy(np.full((4, 3), 1e20, np.float32),
                                               np.full((5, 3), 1e20, np.float32), y),
          ValueError, "overflow"),
+        # Only a logit that is not the row's largest overflows (to -inf): the smoothed loss
+        # would be inf, though its true value, about 2e37, is a float32 number.
+        (lambda h, w, y: linear_cross_entropy(np.array([[2e19]], np.float32),
+                                              np.array([[1.0], [-2e19]], np.float32),
+                                              np.array([0]), label_smoothing=0.1),
+         ValueError, "overflow float32"),
+        (lambda h, w, y: linear_cross_entropy_and_grad(np.array([[2e19]], np.float32),
+                                                       np.array([[1.0], [-2e19]], np.float32),
+                                                       np.array([0]), block_size=1),
+         ValueError, "overflow float32"),
+        (lambda h, w, y: linear_cross_entropy([[1.0, 2.0], [1.0]], w, y), ValueError, "hidden"),
     ],
 )
 def test_bad_input_names_the_argument(call, error, match):
     h, w, y = problem(n=4, d=3, vocabulary=5)
     with pytest.raises(error, match=match):
         call(h, w, y)
+
+
+def test_a_weight_the_matrix_product_would_copy_takes_two_passes():
+    # W[:, ::2] has no unit stride: one pass would copy all of W for every chunk.
+    h, w, y = problem(n=40, d=6, vocabulary=53, seed=13)
+    wide = np.repeat(w, 2, axis=1)
+    strided = wide[:, ::2]
+    assert vocabulary._inputs(h, strided, y, -100, 0.0, "mean", None).passes == 2
+    for ready in (w, np.asfortranarray(w), np.hstack([w, w])[:, :6]):
+        assert vocabulary._inputs(h, ready, y, -100, 0.0, "mean", None).passes == 1
+    for a, b in zip(linear_cross_entropy_and_grad(h, strided, y),
+                    linear_cross_entropy_and_grad(h, w, y), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-16)
+
+
+def test_float32_one_pass_adds_d_hidden_in_float64(monkeypatch):
+    # One chunk of 64 rows and products of one column each: d_hidden adds 2000 products, as
+    # in the two-pass test above; in float64 the error stays a few units of u (|G| |W|).
+    monkeypatch.setattr(vocabulary, "_PRODUCT_COLUMNS", 1)
+    rng = np.random.default_rng(5)
+    h = rng.normal(size=(64, 4)).astype(np.float32)
+    w = rng.normal(size=(2000, 4)).astype(np.float32)
+    y = rng.integers(0, 2000, 64)
+    assert vocabulary._inputs(h, w, y, -100, 0.0, "mean", None).passes == 1
+    _, dh, _ = linear_cross_entropy_and_grad(h, w, y)
+    _, ref_dh, _ = unblocked(h, w, y)
+    z = h.astype(np.float64) @ w.astype(np.float64).T
+    g = np.exp(z - z.max(axis=1, keepdims=True))
+    g = (g / g.sum(axis=1, keepdims=True) - np.eye(2000)[y]) / 64
+    unit = 2.0**-24 * (np.abs(g) @ np.abs(w.astype(np.float64)))
+    assert np.max(np.abs(dh - ref_dh) / unit) <= 5
+
+
+def test_checking_that_weight_is_finite_allocates_no_mask_of_its_size():
+    # A V x d boolean mask would be working memory that grows with V.
+    from lossgrad.validation import finite
+
+    w = np.zeros((4000, 250))  # 8 MB
+    tracemalloc.start()
+    finite(w, "weight")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < w.size // 10
+    w[1234, 5] = np.nan
+    with pytest.raises(ValueError, match="weight must be finite; found nan"):
+        finite(w, "weight")

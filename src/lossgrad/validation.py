@@ -72,7 +72,10 @@ def float_array(x: ArrayLike, name: str) -> NDArray[np.floating]:
             f"to keep ({name}.compressed()), fill the masked ones ({name}.filled(...)), or "
             f"give them a weight of 0"
         )
-    a = np.asarray(x)
+    try:
+        a = np.asarray(x)
+    except ValueError as error:  # a ragged nested list, for one
+        raise ValueError(f"{name} is not an array of numbers: {error}") from None
     if a.dtype in FLOAT_TYPES:
         return a
     if np.issubdtype(a.dtype, np.floating):
@@ -141,6 +144,10 @@ def finite(a: NDArray, name: str) -> None:
     ...
     ValueError: features must be finite; found -inf
     """
+    if a.size == 0:
+        return
+    if a.dtype.kind == "f" and np.isfinite(a.min()) and np.isfinite(a.max()):
+        return  # no boolean array of a's size: a NaN or infinity reaches the min or the max
     ok = np.isfinite(a)
     if not np.all(ok):
         raise ValueError(f"{name} must be finite; found {a[~ok].flat[0].item()!r}")

@@ -154,9 +154,21 @@ def _inputs(
             raise TypeError(f"block_size must be a positive integer or None, got {block_size!r}")
         if block_size < 1:
             raise ValueError(f"block_size must be a positive integer, got {block_size}")
-    passes, block, chunk = _plan(y.size, vocabulary, block_size, one_pass)
+    # One pass multiplies by the whole of W for each chunk: a W that NumPy cannot hand to the
+    # BLAS as it is would be copied whole each time, so it takes two passes (a block at a time).
+    passes, block, chunk = _plan(y.size, vocabulary, block_size, one_pass and _blas_ready(w))
     divisor = float(y.size) if reduction == "mean" else 1.0
     return _Inputs(h, w, y.astype(np.intp), rows, n, eps, block, chunk, passes, divisor)
+
+
+def _blas_ready(a: NDArray) -> bool:
+    """Whether NumPy's matrix product can use the 2-d array ``a`` (and ``a.T``) without a copy:
+    one unit stride, the other positive and covering the unit-stride axis."""
+    item = a.itemsize
+    (rows, columns), (row_step, column_step) = a.shape, a.strides
+    return (a.flags.c_contiguous or a.flags.f_contiguous
+            or (column_step == item and row_step >= columns * item)
+            or (row_step == item and column_step >= rows * item))
 
 
 def _plan(
@@ -216,10 +228,14 @@ def _forward(x: _Inputs, z_work: NDArray, e_work: NDArray) -> tuple[_RowStats, N
         z = _logits(x, start, stop, z_work)
         block_arg = np.argmax(z, axis=1)
         block_top = z[rows, block_arg].astype(np.float64)
-        if not np.all(np.isfinite(block_top)):
+        # Finite inputs whose products overflow: any logit, not only a row's largest (a
+        # target's or, with smoothing, the sum of a row's logits would be infinite).
+        if not (np.all(np.isfinite(block_top)) and np.isfinite(z.min())):
+            advice = "pass float64 or scale them down" if z.dtype == np.float32 else (
+                "scale them down")
             raise ValueError(
-                f"the logits hidden @ weight.T overflow {x.h.dtype} (a row's largest is "
-                f"{block_top[~np.isfinite(block_top)][0]}); scale them down or pass float64"
+                f"the logits hidden @ weight.T overflow {z.dtype} (one of them is "
+                f"{z.flat[np.argmin(np.isfinite(z))]}); {advice}"
             )
         new_top = np.maximum(top, block_top)
         rises = block_top > top
@@ -389,13 +405,15 @@ def linear_cross_entropy(
         as many columns as make :math:`2^{22}` logits with all rows. A ``block_size`` of
         :math:`V` or more also means one pass (chunks of as many rows as fit in
         :math:`2^{22}` logits, at least one); a smaller one, two passes over blocks of that
-        many columns. With ``filter_threshold``, always two passes.
+        many columns. With ``filter_threshold``, or a ``weight`` that NumPy's matrix product
+        cannot use without copying it (no unit stride), always two passes.
 
     Returns
     -------
     ndarray or numpy scalar
         In the inputs' float type: shape (N,) for ``"none"``, else a NumPy scalar (the exact sum
-        of the row losses rounded once, divided by the count for ``"mean"``).
+        of the row losses rounded once, divided by the count for ``"mean"``). A loss beyond the
+        float range is ``inf``, its correct rounding.
 
     Raises
     ------
@@ -403,8 +421,10 @@ def linear_cross_entropy(
         If ``hidden`` or ``weight`` is not a float32 or float64 array or they differ in type,
         ``targets`` is not an integer array, or an option has the wrong type.
     ValueError
-        If the shapes do not fit, a target is out of range, ``label_smoothing`` is outside
-        [0, 1], ``reduction`` is unknown, or ``"mean"`` has no row to average.
+        If the shapes do not fit, an entry of ``hidden`` or ``weight`` that counts is not
+        finite, a target is out of range, ``label_smoothing`` is outside [0, 1], ``reduction``
+        is unknown, ``"mean"`` has no row to average, or a logit of ``hidden @ weight.T``
+        overflows the float type.
 
     References
     ----------
@@ -478,7 +498,8 @@ def linear_cross_entropy_and_grad(
     Returns
     -------
     loss : ndarray or numpy scalar
-        As :func:`linear_cross_entropy` returns it.
+        As :func:`linear_cross_entropy` returns it; with ``filter_threshold``, from the
+        two-pass computation, whose rounding may differ from the default's in the last bits.
     d_hidden : ndarray, shape (N, d)
         :math:`\partial L / \partial H`, in the inputs' float type.
     d_weight : ndarray, shape (V, d)
