@@ -66,9 +66,9 @@ _BLOCK_ELEMENTS = 2**22
 #: Rows per tile when gradient filtering decides which (rows, block) tiles to skip.
 _FILTER_ROWS = 256
 #: The fewest rows of the whole vocabulary worth a chunk of the one-pass computation: with
-#: fewer, re-reading and re-writing all of d_weight once per chunk costs more than the two-pass
-#: computation's extra product (at N = 4096, d = 512 on a 2-core machine, float32: one pass
-#: 0.9x the time of two at 64 rows a chunk, 1.1x at 32, 1.5x at 16).
+#: fewer, one pass took longer than two (it reads W and re-writes all of d_weight once per
+#: chunk); one timing run at N = 4096, d = 512, float32, on a 2-core machine: one pass 0.9x
+#: the time of two at 64 rows a chunk, 1.1x at 32, 1.5x at 16.
 _MIN_CHUNK_ROWS = 64
 #: Vocabulary columns per product in the one-pass computation's gradient products (their
 #: temporaries are this many rows of d_weight).
@@ -554,7 +554,8 @@ def linear_cross_entropy_and_grad(
 
 def _one_pass(x: _Inputs, reduction: str, d_hidden: NDArray, d_weight: NDArray) -> Loss:
     """Chunks of rows over the whole vocabulary: each chunk's logits formed once, its S - T
-    in their place, and its products (three in all, as in the unblocked computation)."""
+    formed from the forward pass's exponentials, and its products (three in all, as in the
+    unblocked computation)."""
     vocabulary = x.w.shape[0]
     losses = np.empty(x.h.shape[0])
     z_work, g_work = _work(x)
