@@ -375,3 +375,44 @@ def test_checking_that_weight_is_finite_allocates_no_mask_of_its_size():
     w[1234, 5] = np.nan
     with pytest.raises(ValueError, match="weight must be finite; found nan"):
         finite(w, "weight")
+
+
+@pytest.mark.parametrize("block_size", [None, 2])  # one pass, two passes
+@pytest.mark.parametrize("threshold", [None, 0.5])
+def test_no_row_that_counts(block_size, threshold):
+    h, w, y = problem(n=5)
+    y[:] = -100
+    for reduction in ("sum", "none"):
+        loss, dh, dw = linear_cross_entropy_and_grad(h, w, y, reduction=reduction,
+                                                     block_size=block_size,
+                                                     filter_threshold=threshold)
+        assert not np.any(loss) and not dh.any() and not dw.any()
+    assert linear_cross_entropy_skipped_fraction(h, w, y, 0.5, block_size=block_size) == 0.0
+    empty = linear_cross_entropy_and_grad(h[:0], w, y[:0], reduction="sum",
+                                          block_size=block_size)
+    assert empty[0] == 0.0 and empty[1].shape == (0, 6) and not empty[2].any()
+
+
+@pytest.mark.parametrize("block_size", [None, 1])  # one pass, two passes
+def test_smoothing_with_logits_near_the_top_of_the_range(block_size):
+    # Logits 1e308, 1e308 and 9e307: finite, but their sum is not a float64 number.
+    h = np.array([[1e154]])
+    w = np.array([[1e154], [1e154], [0.9e154]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rows = linear_cross_entropy(h, w, np.array([0]), label_smoothing=0.1,
+                                    reduction="none", block_size=block_size)
+        mean = linear_cross_entropy(h, w, np.array([0]), label_smoothing=0.1,
+                                    block_size=block_size)
+    with mpmath.workdps(60):
+        z = [mpmath.mpf(1e154) * mpmath.mpf(x) for x in (1e154, 1e154, 0.9e154)]
+        lse = mpmath.log(mpmath.fsum(mpmath.exp(x) for x in z))
+        exact = 0.9 * (lse - z[0]) + 0.1 * (lse - mpmath.fsum(z) / 3)
+        # kappa = sum |z_k (s_k - t_k)| / loss, the loss's condition number (about 280 here:
+        # the smoothed term is a difference of numbers near 1e308)
+        s = [mpmath.exp(x - lse) for x in z]
+        t = [0.9 * (k == 0) + mpmath.mpf(0.1) / 3 for k in range(3)]
+        terms = (abs(x * (a - b)) for x, a, b in zip(z, s, t, strict=True))
+        kappa = float(mpmath.fsum(terms) / exact)
+    assert rows[0] == mean
+    assert abs(mean - float(exact)) <= 2 * kappa * np.spacing(float(exact))

@@ -16,10 +16,10 @@ default a tile of :math:`2^{22}` (at least one row of the whole vocabulary, or o
 all the rows), in one of two ways:
 
 - **One pass over chunks of rows**, where at least 64 rows of the whole vocabulary fit in a tile,
-  or all the rows if there are fewer (as Liger Kernel's fused linear cross-entropy goes, Hsu et
-  al., 2024): a chunk's logits are formed once, :math:`S - T` is formed from them in a second
-  buffer of the same size, and multiplied into both gradients. That is three matrix products,
-  as in the direct computation.
+  or all the rows that count if there are fewer (as Liger Kernel's fused linear cross-entropy
+  goes, Hsu et al., 2024): a chunk's logits are formed once, :math:`S - T` is formed from them
+  in a second buffer of the same size, and multiplied into both gradients. That is three matrix
+  products, as in the direct computation.
 - **Two passes over blocks of vocabulary columns**, all rows at once, for a vocabulary too large
   for that: a forward pass keeps a running maximum and a rescaled running sum per row (the
   online log-sum-exp of Milakov and Gimelshein, 2018), and a backward pass recomputes each
@@ -73,6 +73,7 @@ _MIN_CHUNK_ROWS = 64
 #: Vocabulary columns per product in the one-pass computation's gradient products (their
 #: temporaries are this many rows of d_weight).
 _PRODUCT_COLUMNS = 1024
+_FLOAT64_MAX = float(np.finfo(np.float64).max)
 
 
 class _Inputs(NamedTuple):
@@ -97,7 +98,7 @@ class _RowStats(NamedTuple):
     arg: NDArray[np.intp]  # its index (the first, among equal ones)
     others: NDArray[np.float64]  # r: the other terms e^(z_k - m), added up
     target: NDArray[np.float64]  # the target's logit z_y
-    total: NDArray[np.float64] | None  # the sum of the logits (label smoothing only)
+    mean: NDArray[np.float64] | None  # the mean of the logits (label smoothing only)
 
 
 def _inputs(
@@ -223,14 +224,16 @@ def _forward(x: _Inputs, z_work: NDArray, e_work: NDArray) -> tuple[_RowStats, N
     arg = np.zeros(n, np.intp)
     others = np.zeros(n)
     target = np.zeros(n)
-    total = np.zeros(n) if x.eps else None
+    mean = np.zeros(n) if x.eps else None
+    vocabulary = x.w.shape[0]
     for start, stop in _blocks(x.w.shape[0], x.block):
         z = _logits(x, start, stop, z_work)
         block_arg = np.argmax(z, axis=1)
         block_top = z[rows, block_arg].astype(np.float64)
         # Finite inputs whose products overflow: any logit, not only a row's largest (a
         # target's or, with smoothing, the sum of a row's logits would be infinite).
-        if not (np.all(np.isfinite(block_top)) and np.isfinite(z.min())):
+        lowest = z.min() if z.size else 0.0
+        if not (np.all(np.isfinite(block_top)) and np.isfinite(lowest)):
             advice = "pass float64 or scale them down" if z.dtype == np.float32 else (
                 "scale them down")
             raise ValueError(
@@ -254,9 +257,15 @@ def _forward(x: _Inputs, z_work: NDArray, e_work: NDArray) -> tuple[_RowStats, N
         arg = np.where(rises, block_arg + start, arg)
         inside = (x.y >= start) & (x.y < stop)
         target[inside] = z[rows[inside], x.y[inside] - start]
-        if total is not None:
-            total += z.sum(axis=1, dtype=np.float64)
-    return _RowStats(top, arg, others, target, total), z
+        if mean is not None:
+            # The block's share of the mean, as its sum over V; for float64 logits near the top
+            # of the range the sum itself could overflow, so they are divided first.
+            largest = max(-float(lowest), float(block_top.max(initial=0.0)))
+            if largest * (stop - start) < _FLOAT64_MAX:
+                mean += z.sum(axis=1, dtype=np.float64) / vocabulary
+            else:
+                mean += (z / np.float64(vocabulary)).sum(axis=1)
+    return _RowStats(top, arg, others, target, mean), z
 
 
 def _row_losses(x: _Inputs, r: _RowStats) -> NDArray[np.float64]:
@@ -264,7 +273,7 @@ def _row_losses(x: _Inputs, r: _RowStats) -> NDArray[np.float64]:
     tail = np.log1p(r.others)
     loss = (r.top - r.target) + tail
     if x.eps:
-        spread = (r.top - r.total / x.w.shape[0]) + tail
+        spread = (r.top - r.mean) + tail
         loss = (1.0 - x.eps) * loss + x.eps * spread
     return loss
 
@@ -401,12 +410,14 @@ def linear_cross_entropy(
     block_size : int or None
         Vocabulary columns per block of the two-pass computation. By default, one pass over
         chunks of rows where at least 64 rows of the whole vocabulary fit in :math:`2^{22}`
-        logits (or all the rows, if there are fewer), and otherwise two passes over blocks of
-        as many columns as make :math:`2^{22}` logits with all rows. A ``block_size`` of
-        :math:`V` or more also means one pass (chunks of as many rows as fit in
-        :math:`2^{22}` logits, at least one); a smaller one, two passes over blocks of that
-        many columns. With ``filter_threshold``, or a ``weight`` that NumPy's matrix product
-        cannot use without copying it (no unit stride), always two passes.
+        logits (or all the rows that count, if there are fewer), and otherwise two passes over
+        blocks of as many columns as make :math:`2^{22}` logits with all those rows. A
+        ``block_size`` of :math:`V` or more also means one pass (chunks of as many rows as fit
+        in :math:`2^{22}` logits, at least one); a smaller one, two passes over blocks of that
+        many columns (a ``block_size`` of :math:`V` or more at a large :math:`V` can thus mean
+        chunks of fewer than 64 rows, which measured slower than two passes). With
+        ``filter_threshold``, or a ``weight`` that NumPy's matrix product would copy (a stride
+        other than the item size on both axes, or a negative one), always two passes.
 
     Returns
     -------
