@@ -123,6 +123,8 @@ def _inputs(
     if isinstance(targets, np.ma.MaskedArray):
         raise TypeError("targets is a masked array; pass ignore_index for the rows to leave out")
     y = np.asarray(targets)
+    if y.size == 0 and y.dtype.kind == "f":
+        y = y.astype(np.intp)  # an empty list: no targets, whatever type NumPy gives it
     if y.dtype.kind not in "iu":
         raise TypeError(f"targets must be integer class indices; got dtype {y.dtype}")
     if y.shape != (n,):
