@@ -18,13 +18,13 @@ from lossgrad.distillation import (
     distillation_loss_grad,
 )
 
-#: The error the chapter and the docstring state, in max(1, kappa) ULP: a measured maximum,
-#: not a proved bound (largest found on these samples and the adversarial rows of seeds 0-5:
-#: 15.4 for the loss, 12.1 for a gradient entry).
-BOUND = 16.0
+#: The errors the chapter and the docstring state, in max(1, kappa) ULP: measured maxima, not
+#: proved bounds (largest found on these samples, the chapter's, and 50 more seeds of each
+#: adversarial family, 22 700 rows: 3.36 for the loss, 5.68 for a gradient entry).
+LOSS_BOUND = 4.0
+GRAD_BOUND = 8.0
 #: The switch to the log-domain rows (_FAR_B), which the adversarial rows straddle.
-SWITCH = (7.5, 8.5)
-LOSS_BOUND = GRAD_BOUND = BOUND
+SWITCH = (4.5, 5.5)
 
 
 def _cases(n: int, seed: int):
@@ -102,6 +102,59 @@ def test_adversarial_rows_are_within_the_bound_of_mpmath(seed):
     assert worst_grad <= GRAD_BOUND, at_grad
 
 
+#: Rows each of which was more than the bounds off before the form it tests (in max(1, kappa)
+#: ULP, the larger of loss and gradient): a class the teacher makes negligible pulling the mean
+#: that b is measured from (15.9, 30.8; _recentre, in the block form and the far form), a class
+#: with b_k = 5.7 (12.1; _FAR_B), a row with one far class (12.7; psi below r = -4), logits
+#: small beside T with sum_k p_k |r_k| = 6.6 KL (6.2 for the loss; the series limit), and a row
+#: whose top class has p = 1 in the far form (7.7; its entry as minus the others).
+BROKEN_ROWS = [
+    ([-1.635688782986631, -2.991112360100277, 1.5811661879684145, 1.1595487995524874,
+      3.634641424348584, -1.4370455852477468, 4.220536662496537, -1.0831124679646484,
+      3.7812550066757282, 1.652249651983619, -30.479287784574353],
+     [-1.6356485058406758, -2.9911073874831966, 1.581177299023206, 1.1595084720205673,
+      3.6346707910264735, -1.4369826222479598, 4.220537300908711, -1.0831947483717212,
+      3.7811848718059498, 1.6522760471316524, -2230.9658649228954],
+     165.1481754084281),
+    ([0.08700972260441182, 4.51363389363993, 5.95993212912828, 0.31202732079334905,
+      5.056365056736219, -1.2512906220541034, -4.407001894339424, 2.152810871594863,
+      3.7986587820067665, -1.355144687052325, 277.20128113440614],
+     [0.10532666482904976, 4.527485735108852, 5.968013479712621, 0.31482137955636447,
+      5.055972098812468, -1.2532907376353088, -4.41582259991943, 2.16206945162512,
+      3.8043745149316512, -1.3742972129195403, -2839.623061495166],
+     105.57774335918187),
+    ([-6.146688003372769, -20.2097390046318, -2.7849565729983006, -0.7231238500112296,
+      -10.226055444562146, -4.604123753731793, -14.895185004827685, 25.192900596234733,
+      -15.06259818261914, 3.401884729883995],
+     [-2.8691366170403936, -12.487247809096802, -1.829995527386876, 3.037220719034488,
+      -7.216510146192913, -4.194406327561432, -16.417802439441314, 6.422638582502174,
+      2.501381859001026, 0.22739264476092358],
+     6.119901426316248),
+    ([3.514102733215128, -6.579997158779094, 0.5202597274187413, 1.043140918826013,
+      -9.682086615066623],
+     [3.514121532289187, -6.581256755979084, 0.5182636158232244, 1.043717873779808,
+      -289.0944488096137],
+     13.644978107767077),
+    ([-1.9275824924535483, -17.077846659502352, -8.775076200016217, -9.316891194643613,
+      28.031464360211977, -22.677783584414364, -0.8082387372460462],
+     [3.717126544420304, 4.239742460123847, 0.12674624129765594, -0.8684914456855172,
+      0.920425856618331, -0.28157025442223427, 3.180180825076852],
+     67.69581336104379),
+    ([-2.9453582376956566, 0.1444613198007628, 13.587939912031981],
+     [-2.9453576303069644, 0.1444623575285462, 2.104459683215416],
+     0.5448661960021325),
+]
+
+
+@pytest.mark.parametrize(("student", "teacher", "temperature"), BROKEN_ROWS)
+def test_rows_that_broke_earlier_forms_are_within_the_bounds(student, teacher, temperature):
+    worst_loss, worst_grad, _, _ = _worst([(np.array(student), np.array(teacher),
+                                            temperature)])
+    # Every one is within half of each bound now.
+    assert worst_loss <= LOSS_BOUND / 2
+    assert worst_grad <= GRAD_BOUND / 2
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_loss_and_gradient_are_within_the_bound_of_mpmath(seed):
     for student, teacher, temperature in _cases(150, seed):
@@ -110,9 +163,9 @@ def test_loss_and_gradient_are_within_the_bound_of_mpmath(seed):
         exact_loss, exact_grad = exact_distillation(student, teacher, temperature)
         kappa, kappa_grad = distillation_condition(student, teacher, temperature)
         where = f"z={student!r}, t={teacher!r}, T={temperature!r}"
-        assert ulps(float(loss), exact_loss) <= BOUND * max(1.0, kappa), where
+        assert ulps(float(loss), exact_loss) <= LOSS_BOUND * max(1.0, kappa), where
         for j, g in enumerate(grad):
-            assert ulps(float(g), exact_grad[j]) <= BOUND * max(1.0, kappa_grad[j]), where
+            assert ulps(float(g), exact_grad[j]) <= GRAD_BOUND * max(1.0, kappa_grad[j]), where
 
 
 def test_condition_numbers_agree_with_mpmath_derivatives():
@@ -402,9 +455,9 @@ def test_many_rows_in_several_blocks(far_share):
     for i in np.linspace(0, len(student) - 1, 120).astype(int):
         exact_loss, exact_grad = exact_distillation(student[i], teacher[i], temperature)
         kappa, kappa_grad = distillation_condition(student[i], teacher[i], temperature)
-        assert ulps(float(loss[i]), exact_loss) <= BOUND * max(1.0, kappa), i
+        assert ulps(float(loss[i]), exact_loss) <= LOSS_BOUND * max(1.0, kappa), i
         for j in range(3):
-            assert ulps(float(grad[i, j]), exact_grad[j]) <= BOUND * max(1.0, kappa_grad[j]), i
+            assert ulps(float(grad[i, j]), exact_grad[j]) <= GRAD_BOUND * max(1.0, kappa_grad[j]), i
     total, grad_sum = distillation_loss_and_grad(student, teacher, temperature=temperature,
                                                  reduction="sum")
     mean, grad_mean = distillation_loss_and_grad(student, teacher, temperature=temperature)

@@ -26,18 +26,29 @@ loss's digits when the student is close to the teacher, where the loss is small.
     \psi(r) = 1 + (r - 1) e^r = \sum_{n \ge 2} \frac{(n - 1)\, r^n}{n!} \ge 0, \qquad
     p_j - q_j = -p_j \operatorname{expm1}(r_j),
 
-is used for every row: a sum of non-negative terms, so no cancellation between classes, and
-the error of :math:`S` enters :math:`r` relative to :math:`r` itself. Each
+is used for every row: a sum of non-negative terms, so no cancellation between classes. The
+mean :math:`\sum_k p_k a_k` can lie far from :math:`\log \sum_k p_k e^{a_k}` (a class that
+the teacher makes negligible and the student does not pulls it), and every :math:`r_k` then
+carries the rounding of :math:`b_k` and :math:`\operatorname{log1p}(S)`, two numbers of that
+size: where :math:`|\operatorname{log1p}(S)|` exceeds 1/32 and the student's largest logit
+over :math:`T`, :math:`b` is measured again, from :math:`a` and the first estimate
+:math:`\sum_k p_k a_k + \operatorname{log1p}(S)` of :math:`\log \sum_k p_k e^{a_k}`, and
+:math:`S` found again (now near 0). Each
 :math:`\psi(r_k)` is :math:`r_k + r_k u_k - u_k`, :math:`u_k = \operatorname{expm1}(r_k) =
-(\operatorname{expm1}(b_k) - S)/(1 + S)`, which near :math:`r = 0` is found with an absolute
+(\operatorname{expm1}(b_k) - S)/(1 + S)`, except below :math:`r_k = -4`, where that form's
+error grows like :math:`\varepsilon |r_k|` and :math:`1 + (r_k - 1)e^{r_k}` is used. Near
+:math:`r = 0` it is found with an absolute
 error of about :math:`2\varepsilon|r_k|` beside :math:`\psi \approx r_k^2/2`; in the rows
-where :math:`\sum_k p_k |r_k|` exceeds 8 times the KL so found, :math:`\psi(r_k)` is summed
+where :math:`\sum_k p_k |r_k|` exceeds 2 times the KL so found (rising to 8 times as the
+student's largest logit goes from :math:`T/2` to :math:`2T`, with the condition number),
+:math:`\psi(r_k)` is summed
 from its series (to :math:`2^{-54}` of itself) for the classes with :math:`|r_k| \le 1/2`,
 and multiplied by :math:`T^2` before it is summed, so that it does not underflow at a large
-temperature. Rows with a :math:`b_k` above 8 (where :math:`q_k = p_k e^{b_k}/(1 + S)` would
+temperature. Rows with a :math:`b_k` above 5 (where :math:`q_k = p_k e^{b_k}/(1 + S)` would
 carry the rounding of :math:`p_k` into a much larger :math:`q_k`, and :math:`e^{b_k}` may
 overflow) are computed class by class: the classes with :math:`|r_k| < 1` as above (with each
-product :math:`p_k e^{b_k}` in :math:`S` taken as :math:`e^{\log p_k + b_k}`), the others
+product :math:`p_k e^{b_k}` in :math:`S` taken as :math:`e^{(\log p_k + a_k) - c}`, :math:`c`
+the centre that :math:`b` is measured from), the others
 from the two log-softmaxes, :math:`r_k = \log q_k - \log p_k` and
 :math:`p_k \psi(r_k) = p_k + (r_k - 1) q_k`. Where :math:`p_j` or :math:`q_j` exceeds 1/2,
 :math:`p_j - q_j` is minus the sum of the row's other entries.
@@ -76,14 +87,28 @@ _ROWS_BLOCK = 2 * BLOCK
 #: Rows with a shifted log-ratio b_k above this are computed by _log_rows, which chooses the
 #: form per class: q_k = p_k e^(b_k)/(1 + S) would carry the rounding of the student's side
 #: into a q_k e^(b_k) times larger than p_k (and beyond some 700, e^(b_k) overflows).
-#: Measured (the tests' and the chapter's samples, worst gradient error in max(1, kappa) ULP):
-#: 600 gave 26 on the chapter's seeded rows, 4, 6 and 8 12 at most; 8 leaves the speed benchmark's
-#: rows (t - z of N(0, 1)) to the faster block form, 4 sent 7 % of them here.
-_FAR_B = 8.0
-#: Rows whose sum_k p_k |r_k| exceeds this multiple of their KL sum psi(r_k) as a series where
-#: |r_k| <= _NEAR (the direct psi(r) = r + r expm1(r) - expm1(r) cancels to r^2/2 there).
-_SERIES = 8.0
+#: Measured (worst gradient error in max(1, kappa) ULP on the tests' and the chapter's samples
+#: and 8 more seeds of each adversarial family, 7100 rows, everything else as it is): 8 gave
+#: 12.05 (a class with b_k = 5.7), 5 gave 4.24. 5 sends a few of the speed benchmark's rows
+#: (t - z of N(0, 1), T = 1) here, which costs it about a tenth of its float32 time.
+_FAR_B = 5.0
+#: Rows whose sum_k p_k |r_k| exceeds this multiple of their KL (up to 4 times it as the
+#: student's largest logit over T grows from 1/2 to 2) sum psi(r_k) as a series where
+#: |r_k| <= _NEAR: the direct psi(r) = r + r expm1(r) - expm1(r) cancels to r^2/2 there, with an
+#: error of about 2 eps |r|. With 8 at every row, a row of logits small beside T was 13.6 ULP
+#: off (6.2 max(1, kappa)); the speed benchmark's rows (largest logit over T 2.2 and more) keep
+#: the direct form.
+_SERIES = 2.0
 _NEAR = 0.5
+#: Below this r_k, psi(r_k) is 1 + (r_k - 1) e^(r_k) (_psi_below). Measured on r alone (float64,
+#: against mpmath, 4000 points a range): the direct form within 4 ULP of psi on [-4, -2], 7 on
+#: [-6, -4], 29 on [-30, -8], growing like |r|; this one within 1 below -3. Not higher: at -1
+#: a third of the speed benchmark's classes (T = 1) would take the extra exp.
+_BELOW = -4.0
+#: Rows whose log(1 + S) exceeds this in size (and the student's largest logit over T) are
+#: measured again from it (_recentre). Worst gradient error on the same 7100 rows as _FAR_B's:
+#: 18.26 without it, 6.77 with 1/4 (a row with log(1 + S) = 0.15 left out), 4.24 with 1/32.
+_RECENTRE = 0.03125
 #: (n - 1)/n! for n = 2..22: psi(r) = 1 + (r - 1) e^r = r^2 sum_n (n - 1)/n! r^(n - 2).
 _PSI = tuple((n - 1) / math.factorial(n) for n in range(2, 23))
 
@@ -132,13 +157,62 @@ def _complement(diff: NDArray[np.float64], top: NDArray[np.intp]) -> None:
     diff[rows, top] = -others.sum(axis=1)
 
 
+def _recentre(
+    rows: NDArray[np.intp], z: NDArray[np.floating], t: NDArray[np.floating],
+    temperature: float, centre: NDArray[np.float64], P: NDArray[np.float64],
+    B: NDArray[np.float64], E: NDArray[np.float64], s: NDArray[np.float64],
+    total: NDArray[np.float64],
+) -> None:
+    r"""Measure ``B``'s :math:`b = a - c` again in ``rows`` from ``centre``, the first estimate
+    of :math:`\log \sum_k p_k e^{a_k}`, and find :math:`E` and :math:`S` again (in place).
+
+    :math:`r_k = b_k - \log(1 + S)` carries the rounding of both terms, about
+    :math:`\varepsilon (|b_k| + |\log(1 + S)|)`, and the mean :math:`\sum_k p_k a_k` that
+    :math:`b` is first measured from can lie far from :math:`\log \sum_k p_k e^{a_k}`: a class
+    that the teacher makes negligible but the student does not pulls it by :math:`p_k a_k`, and
+    the other classes' :math:`r_k`, small, are then differences of two numbers of that size.
+    Measured from the first estimate instead (:math:`a` formed again, so that :math:`b` is
+    rounded once, relative to itself), :math:`b` is close to :math:`r` and :math:`S` close to 0.
+    A sixteenth of the block's rows at a time.
+    """
+    chunk = max(1, len(P) // 16)
+    for start in range(0, rows.size, chunk):
+        part = rows[start : start + chunk]
+        b = t[part].astype(np.float64)
+        b -= z[part]
+        _scale(b, temperature)  # a, as in _kernel
+        b -= centre[part, None]
+        B[part] = b
+        e = np.expm1(b)
+        E[part] = e
+        s[part] = np.vecdot(P[part], e) / total[part]
+
+
+def _psi_below(R: NDArray[np.float64], W: NDArray[np.float64]) -> None:
+    r"""Replace ``W``'s :math:`\psi(r_k)` by :math:`1 + (r_k - 1) e^{r_k}` where
+    :math:`r_k` is below ``_BELOW`` (-4; in place).
+
+    There :math:`r - rV + V` subtracts :math:`rV` from :math:`r`, both of size :math:`|r|`, to
+    leave :math:`r e^r`, so its error is about :math:`\varepsilon |r|` beside
+    :math:`\psi \in (0.26, 1)`: some 30 ULP at :math:`r = -30`. In the form used here
+    :math:`e^r` (from :math:`r` itself, whose rounding it carries relative to
+    :math:`r e^r \le 1/e`) only adds to 1 a term below :math:`2/e`.
+    """
+    flat_r, flat_w = R.reshape(-1), W.reshape(-1)
+    low = np.flatnonzero(flat_r < _BELOW)
+    if low.size:
+        r = flat_r[low]
+        flat_w[low] = 1.0 + (r - 1.0) * np.exp(r)
+
+
 def _series_rows(
     rows: NDArray[np.intp], P: NDArray[np.float64], R: NDArray[np.float64],
     W: NDArray[np.float64], temperature: float,
 ) -> NDArray[np.float64]:
     r"""Unnormalised :math:`T^2 \sum_k p_k \psi(r_k)` of the block's ``rows``, with
-    :math:`\psi(r) = \sum_{n \ge 2} (n - 1) r^n / n!` (every term non-negative) summed as a
-    series wherever :math:`|r_k| \le 1/2`, to :math:`2^{-54}` of itself, and ``W``'s direct
+    :math:`\psi(r) = \sum_{n \ge 2} (n - 1) r^n / n!` (each term under a third of the one
+    before; of alternating sign where :math:`r < 0`) summed as a series wherever
+    :math:`|r_k| \le 1/2`, to :math:`2^{-54}` of itself, and ``W``'s direct
     :math:`\psi` elsewhere. An eighth of the block at a time (copies and two temporaries)."""
     out = np.empty(rows.size)
     chunk = max(1, len(P) // 8)
@@ -169,8 +243,10 @@ def _log_rows(
     r"""T^2 KL and p - q of the rows with a b_k above _FAR_B, the form chosen per class.
 
     :math:`b` as in :func:`_kernel`, :math:`S = \sum_k p_k \operatorname{expm1}(b_k)` with
-    each product :math:`p_k e^{b_k}` taken as :math:`e^{\log p_k + b_k}` where
-    :math:`b_k > 1`, and :math:`r = b - \operatorname{log1p}(S)` for the classes with
+    each product :math:`p_k e^{b_k}` taken as :math:`e^{(\log p_k + a_k) - c}` where
+    :math:`b_k > 1` (:math:`c` the centre that :math:`b = a - c` is measured from), and
+    :math:`r = b - \operatorname{log1p}(S)` (:math:`b` and :math:`S` found a second time from
+    the first estimate, as in :func:`_recentre`) for the classes with
     :math:`|r_k| < 1`, where :math:`p_k - q_k = -p_k \operatorname{expm1}(r_k)` and
     :math:`p_k \psi(r_k)` is summed from its series (:math:`|r_k| \le 1/2`); for the other
     classes :math:`r_k = \log q_k - \log p_k` from the two log-softmaxes and
@@ -182,10 +258,16 @@ def _log_rows(
     total = p.sum(axis=1, keepdims=True)
     a = t - z
     _scale(a, temperature)
-    b = a - np.sum(p * a, axis=1, keepdims=True) / total
-    terms = np.where(b > 1.0, np.exp(log_p + b) - p, p * np.expm1(
-        np.minimum(b, 1.0)))
-    r = b - np.log1p(terms.sum(axis=1, keepdims=True) / total)
+    centre = np.sum(p * a, axis=1, keepdims=True) / total
+    # log p_k + a_k = (t_k - max z)/T: z_k cancels here, before the centre is taken away.
+    log_pa = log_p + a
+    for _ in range(2):  # the second time about log(sum_k p_k e^(a_k)): see _recentre
+        b = a - centre
+        terms = np.where(b > 1.0, np.exp(log_pa - centre) - p, p * np.expm1(
+            np.minimum(b, 1.0)))
+        log_s = np.log1p(terms.sum(axis=1, keepdims=True) / total)
+        r = b - log_s
+        centre = centre + np.where(np.isfinite(log_s), log_s, 0.0)
     log_p -= np.log(total)
     log_q = t - np.max(t, axis=1, keepdims=True)
     _scale(log_q, temperature)
@@ -197,6 +279,15 @@ def _log_rows(
     near = np.abs(r) < 1.0  # r from b there; the two log-softmaxes subtracted elsewhere
     r = np.where(near, r, log_q - log_p)
     diff = np.where(near, -p * np.expm1(np.clip(r, -1.0, 1.0)), p - q) + 0.0
+    # As in _kernel: an entry whose q (or else p) exceeds 1/2 is minus the sum of the others.
+    q_top = np.max(q, axis=1)
+    over = np.flatnonzero((q_top > 0.5) | (np.max(p, axis=1) > 0.5))
+    if over.size:
+        top = np.where(q_top[over] > 0.5, np.argmax(q[over], axis=1),
+                       np.argmax(p[over], axis=1))
+        part = diff[over]
+        _complement(part, top)
+        diff[over] = part
     small = np.abs(r) <= _NEAR
     x = np.where(small, r, 0.0)
     psi = np.full_like(x, _PSI[-1])
@@ -232,10 +323,12 @@ def _kernel(
         KL = sum_k p_k psi(r_k),  psi(r) = r - r V + V = 1 + (r - 1) e^r >= 0,
         p_j - q_j = p_j V_j,
 
-    psi from its series where |r_k| <= 1/2 in the rows where sum_k p_k |r_k| > _SERIES KL
-    (:func:`_series_rows`), and rows with a b_k above _FAR_B by :func:`_log_rows`. Four work
-    arrays of the block's size: P (e^((z - max z)/T), p unnormalised), B (a, then b, then r),
-    E (expm1(b), then V, then p V) and W (|r|, then psi).
+    b measured again from a first estimate of log sum_k p_k e^(a_k) where log1p(S) is large
+    (:func:`_recentre`), psi = 1 + (r - 1) e^r below r = _BELOW (:func:`_psi_below`),
+    psi from its series where |r_k| <= 1/2 in the rows where sum_k p_k |r_k| exceeds _SERIES
+    to 4 _SERIES times the KL (:func:`_series_rows`), and rows with a b_k above _FAR_B by
+    :func:`_log_rows`. Four work arrays of the block's size: P (e^((z - max z)/T), p
+    unnormalised), B (a, then b, then r), E (expm1(b), then V, then p V) and W (|r|, then psi).
     """
     n, k = z.shape
     P = scratch("p", n * k).reshape(n, k)
@@ -267,6 +360,13 @@ def _kernel(
     np.expm1(B, out=E)
     s = np.vecdot(P, E)
     s /= total  # S = sum_k p_k expm1(b_k) >= -1
+    log_s = np.log1p(s)
+    # Only where log(1 + S) is also large beside the student's largest logit over T: where that
+    # is larger, the logits' own rounding (in kappa) outweighs what would be gained.
+    again = np.flatnonzero((np.abs(log_s) > np.maximum(_RECENTRE, np.abs(top_z) / temperature))
+                           & ~far)
+    if again.size:
+        _recentre(again, z, t, temperature, shift + log_s, P, B, E, s, total)
     one_s = 1.0 + s
     if grad is not None:
         rows = np.arange(n)
@@ -283,11 +383,17 @@ def _kernel(
         np.multiply(B, E, out=W)
         np.subtract(B, W, out=W)
         W += E  # psi(r) = r - r V + V = 1 + (r - 1) e^r >= 0
+        _psi_below(B, W)
         kl = np.vecdot(P, W)
-        # psi(r) ~ r^2/2 is found with an absolute error of about 2 eps |r|: rows whose
-        # sum_k p_k |r_k| exceeds _SERIES times their KL take psi from its series where |r_k|
-        # <= 1/2 (the rest of the row as above).
-        series = np.flatnonzero(~(_SERIES * kl >= mass) & ~far)
+        # psi(r) ~ r^2/2 is found with an absolute error of about 2 eps |r|, 2 eps sum_k p_k
+        # |r_k| in the KL: rows where sum_k p_k |r_k| exceeds a multiple of the KL take psi
+        # from its series where |r_k| <= 1/2 (the rest of the row as above). The multiple is
+        # _SERIES where the student's logits are small beside T and rises to 4 _SERIES as its
+        # largest logit over T goes from 1/2 to 2: kappa grows with it (the speed benchmark's
+        # rows at T = 4: kappa about 10 for sum_k p_k |r_k| = 6.3 KL), and where it is large,
+        # the direct form's error is a small part of what kappa allows.
+        limit = np.clip(2 * _SERIES * np.abs(top_z) / temperature, _SERIES, 4 * _SERIES)
+        series = np.flatnonzero(~(limit * kl >= mass) & ~far)
         kl *= temperature
         kl *= temperature
         if series.size:
@@ -427,11 +533,12 @@ def distillation_loss(
     without it the gradient falls like :math:`1/T^2`. Derived, with how it is computed, in
     "Distillation at a temperature" (see also the module :mod:`lossgrad.distillation`).
 
-    Accuracy, measured, not proved: in float64 the loss and every gradient entry were within
-    :math:`16\max(1, \kappa)` ULP of the exact value on the seeded samples of the chapter and
-    of the tests, adversarial rows at the forms' switches included (the largest found: 15.4
-    for the loss, 12.1 for a gradient entry), :math:`\kappa` the condition number with
-    respect to both sets of logits (``lossgrad.accuracy.distillation_condition``).
+    Accuracy, measured, not proved: in float64 the loss was within :math:`4\max(1, \kappa)`
+    ULP of the exact value and every gradient entry within :math:`8\max(1, \kappa)` on the
+    seeded samples of the chapter and of the tests and 50 more seeds of the adversarial
+    families (rows at the forms' switches, 22 700 rows in all; the largest found: 3.36 for the
+    loss, 5.68 for a gradient entry), :math:`\kappa` the condition number with respect to both
+    sets of logits (``lossgrad.accuracy.distillation_condition``).
     Float32 inputs are computed in float64 and the result rounded once.
 
     Parameters
