@@ -92,4 +92,4 @@ __all__ = [
     "softmax_cross_entropy_grad",
     "softplus",
 ]
-__version__ = "0.3.1"
+__version__ = "0.3.2"
