@@ -497,6 +497,74 @@ def distillation_report(rows: int = 40) -> None:
     print()
 
 
+def _against_the_forms(rng, family: str):
+    """One row built against one of lossgrad.distillation's forms: (student, teacher, T)."""
+    size, temperature = int(rng.integers(2, 51)), float(10 ** rng.uniform(-2, 4))
+    if family == "a class near the far switch":  # b_k from 2.5 to 6 (the switch is 3.5)
+        t = rng.normal(0, 3, size)
+        z = t + rng.normal(0, 1, size) * 10 ** rng.uniform(-8, -1)
+        z[-1] = t[-1] - rng.uniform(2.5, 6.0) * temperature
+    elif family == "p on one class":
+        t = rng.normal(0, 1, size) * temperature * rng.uniform(0, 1)
+        z = t + rng.normal(0, 1, size) * 10 ** rng.uniform(-8, 0) * temperature
+        z[0] += rng.uniform(5, 40) * temperature
+        t[0] += rng.uniform(5, 40) * temperature * rng.integers(0, 2)
+    elif family == "logits small beside T":  # sum p |r| a few times the KL: the series switch
+        t = rng.normal(0, 1, size) * 10 ** rng.uniform(-3, 0.5) * temperature
+        z = t + rng.normal(0, 1, size) * rng.uniform(0.05, 0.6) * temperature
+    elif family == "one class the teacher makes negligible":  # the centre
+        t = rng.normal(0, 1, size) * temperature * 10 ** rng.uniform(-2, 0.5)
+        z = t + rng.normal(0, 1, size) * 10 ** rng.uniform(-9, -1) * temperature
+        t[-1] = t.max() - 10 ** rng.uniform(0.5, 3) * temperature
+        z[-1] += rng.normal() * temperature * rng.uniform(0, 3)
+    else:  # "one class the student makes negligible": the far form, the teacher's side
+        t = rng.normal(0, 1, size) * temperature * 10 ** rng.uniform(-2, 0.5)
+        z = t + rng.normal(0, 1, size) * 10 ** rng.uniform(-9, -1) * temperature
+        z[-1] = z.max() - 10 ** rng.uniform(0.5, 3) * temperature
+    return z, t, temperature
+
+
+AGAINST_THE_FORMS = ("a class near the far switch", "p on one class", "logits small beside T",
+                     "one class the teacher makes negligible",
+                     "one class the student makes negligible")
+
+
+def distillation_forms_report(rows: int = 200) -> None:
+    from lossgrad.accuracy import distillation_condition, exact_distillation
+    from lossgrad.distillation import distillation_loss_and_grad
+
+    print("## Distillation, rows built against the forms: largest error in ULPs / "
+          "max(1, kappa)\n")
+    print(f"{rows} seeded rows per family, float64, K from 2 to 50, T log-uniform in "
+          "[10^-2, 10^4]; each family aims at one of lossgrad.distillation's forms or switches. "
+          "'common' as above.\n")
+    print("| family | lossgrad loss | lossgrad gradient | common loss | common gradient |")
+    print("|---|---:|---:|---:|---:|")
+    rng = np.random.default_rng(2015)
+    for family in AGAINST_THE_FORMS:
+        worst = np.zeros(4)
+        for _ in range(rows):
+            z, t, temperature = _against_the_forms(rng, family)
+            loss, grad = distillation_loss_and_grad(z, t, temperature=temperature,
+                                                    reduction="none")
+            with np.errstate(all="ignore"):
+                log_q = special.log_softmax(t / temperature)
+                log_p = special.log_softmax(z / temperature)
+                common_loss = temperature**2 * np.sum(np.exp(log_q) * (log_q - log_p))
+                common_grad = temperature * (np.exp(log_p) - np.exp(log_q))
+            exact_loss, exact_grad = exact_distillation(z, t, temperature)
+            kappa, kappa_grad = distillation_condition(z, t, temperature)
+            k_grad = np.maximum(1.0, np.array(kappa_grad))
+            errors = [ulps(np.array([loss]), [exact_loss], np.float64)[0] / max(1.0, kappa),
+                      np.max(ulps(grad, exact_grad, np.float64) / k_grad),
+                      ulps(np.array([common_loss]), [exact_loss], np.float64)[0]
+                      / max(1.0, kappa),
+                      np.max(ulps(common_grad, exact_grad, np.float64) / k_grad)]
+            worst = np.fmax(worst, errors)
+        print(f"| {family} | " + " | ".join(f"{c:.3g}" for c in worst) + " |")
+    print()
+
+
 def stability_report(rows: int = 40) -> None:
     from lossgrad.accuracy import (
         exact_soft_cap,
@@ -568,4 +636,5 @@ if __name__ == "__main__":
     extremes_report()
     focal_report()
     distillation_report()
+    distillation_forms_report()
     stability_report()

@@ -26,40 +26,52 @@ loss's digits when the student is close to the teacher, where the loss is small.
     \psi(r) = 1 + (r - 1) e^r = \sum_{n \ge 2} \frac{(n - 1)\, r^n}{n!} \ge 0, \qquad
     p_j - q_j = -p_j \operatorname{expm1}(r_j),
 
-is used for every row: a sum of non-negative terms, so no cancellation between classes. The
-mean :math:`\sum_k p_k a_k` can lie far from :math:`\log \sum_k p_k e^{a_k}` (a class that
-the teacher makes negligible and the student does not pulls it), and every :math:`r_k` then
-carries the rounding of :math:`b_k` and :math:`\operatorname{log1p}(S)`, two numbers of that
-size: where :math:`|\operatorname{log1p}(S)|` exceeds 1/32 and the student's largest logit
-over :math:`T`, :math:`b` is measured again, from :math:`a` and the first estimate
-:math:`\sum_k p_k a_k + \operatorname{log1p}(S)` of :math:`\log \sum_k p_k e^{a_k}`, and
-:math:`S` found again (now near 0). Each
-:math:`\psi(r_k)` is :math:`r_k + r_k u_k - u_k`, :math:`u_k = \operatorname{expm1}(r_k) =
-(\operatorname{expm1}(b_k) - S)/(1 + S)`, except below :math:`r_k = -4`, where that form's
-error grows like :math:`\varepsilon |r_k|` and :math:`1 + (r_k - 1)e^{r_k}` is used. Near
-:math:`r = 0` it is found with an absolute
-error of about :math:`2\varepsilon|r_k|` beside :math:`\psi \approx r_k^2/2`; in the rows
-where :math:`\sum_k p_k |r_k|` exceeds 2 times the KL so found (rising to 8 times as the
-student's largest logit goes from :math:`T/2` to :math:`2T`, with the condition number),
-:math:`\psi(r_k)` is summed
-from its series (to :math:`2^{-54}` of itself) for the classes with :math:`|r_k| \le 1/2`,
-and multiplied by :math:`T^2` before it is summed, so that it does not underflow at a large
-temperature. Rows with a :math:`b_k` above 5 (where :math:`q_k = p_k e^{b_k}/(1 + S)` would
-carry the rounding of :math:`p_k` into a much larger :math:`q_k`, and :math:`e^{b_k}` may
-overflow) are computed class by class: the classes with :math:`|r_k| < 1` as above (with each
-product :math:`p_k e^{b_k}` in :math:`S` taken as :math:`e^{(\log p_k + a_k) - c}`, :math:`c`
-the centre that :math:`b` is measured from), the others
-from the two log-softmaxes, :math:`r_k = \log q_k - \log p_k` and
-:math:`p_k \psi(r_k) = p_k + (r_k - 1) q_k`. Where :math:`p_j` or :math:`q_j` exceeds 1/2,
-:math:`p_j - q_j` is minus the sum of the row's other entries.
+is used for every row: a sum of non-negative terms, so no cancellation between classes. Each
+:math:`\psi(r_k)` is :math:`r_k + r_k u_k - u_k`,
+:math:`u_k = \operatorname{expm1}(r_k) = (\operatorname{expm1}(b_k) - S)/(1 + S)`. Near
+:math:`r = 0` it has an absolute error of about :math:`2\varepsilon|r_k|` beside
+:math:`\psi \approx r_k^2/2`: in the rows where :math:`\sum_k p_k |r_k|` exceeds 8 times the
+KL so found, :math:`\psi(r_k)` is summed from its series (to :math:`2^{-54}` of itself) for the
+classes with :math:`|r_k| \le 1/2`, and multiplied by :math:`T^2` before it is summed, so that
+it does not underflow at a large temperature. Rows with a :math:`b_k` above 5 (8 for a float32
+result), where :math:`q_k = p_k e^{b_k}/(1 + S)` would carry the rounding of :math:`p_k` into
+a much larger :math:`q_k` and :math:`e^{b_k}` may overflow, are computed class by class: the
+classes with :math:`|r_k| < 1` as above (each product :math:`p_k e^{b_k}` in :math:`S` taken
+as :math:`e^{(t_k - \max z)/T - c}`, :math:`c` the centre that :math:`b` is measured from),
+the others from the two log-softmaxes, :math:`r_k = \log q_k - \log p_k` and
+:math:`p_k \psi(r_k) = p_k + (r_k - 1) q_k`.
+
+For a float64 result, three things more (a float32 result, the float64 one rounded once, does
+not need them, and skips them):
+
+- *The centre.* Every :math:`r_k` carries the rounding of :math:`b_k` and
+  :math:`\operatorname{log1p}(S)`, and the mean :math:`\sum_k p_k a_k` can lie far from
+  :math:`\log \sum_k p_k e^{a_k}`, the centre at which :math:`S = 0` (a class that the teacher
+  makes negligible and the student does not pulls it), so that small :math:`r_k` are
+  differences of two larger numbers. :math:`b` is measured again, from :math:`a` and the first
+  estimate :math:`\sum_k p_k a_k + \operatorname{log1p}(S)` of that centre, and :math:`S` found
+  again (now near 0); the far rows are those with a :math:`b_k` above 5 measured so.
+- *The teacher's side.* Where :math:`r_k > 1`, :math:`q_k = p_k e^{r_k}` carries the rounding
+  of :math:`p_k` (relative :math:`\varepsilon |z_k - \max z|/T`) and of :math:`r_k` into
+  :math:`p_k - q_k \approx -q_k` and into :math:`S`. In rows where the student puts more than
+  half its mass on one class, or where an :math:`r_k` exceeds 3.5, :math:`q_k` is taken from
+  :math:`e^{(t_k - \max t)/T}` there, and :math:`S` found again with it.
+- *ψ far below 0.* Below :math:`r_k = -1.5`, where :math:`r_k + r_k u_k - u_k` adds two
+  numbers of size :math:`|r_k|` to leave :math:`r_k e^{r_k}`, :math:`\psi` is
+  :math:`1 + (r_k - 1)e^{r_k}`.
+
+Where :math:`p_j` or :math:`q_j` exceeds 1/2, :math:`p_j - q_j` is minus the sum of the row's
+other entries.
 
 Rows are computed a block at a time in float64 (at most :math:`2^{17}` elements, and four work
-arrays within 7.5 % of the inputs and outputs), the gradient written straight into its output
-(divided for ``"mean"`` before its one rounding), the losses added by
-:class:`~lossgrad.summation.CompensatedSum` for ``"mean"`` and ``"sum"`` (the exact sum of the
-row losses rounded once). A float32 result is the float64 one rounded once. Logits whose
-differences divided by :math:`T` overflow, or whose loss overflows, are refused with a
-``ValueError`` naming the temperature. Derived in "Distillation at a temperature".
+arrays within 7.5 % of the inputs and outputs), the gradient
+written straight into its output (divided for ``"mean"`` before its one rounding), the losses
+added by :class:`~lossgrad.summation.CompensatedSum` for ``"mean"`` and ``"sum"`` (the exact sum
+of the row losses rounded once). A float32 result is the float64 one rounded once. Rows whose
+logits' differences divided by :math:`T` overflow are computed in a form that divides nothing by
+:math:`T` (the two log-softmaxes, each logit difference multiplied by :math:`T` instead); a loss
+beyond the float range is refused with a ``ValueError`` naming the temperature. Derived in
+"Distillation at a temperature".
 
 References
 ----------
@@ -84,31 +96,33 @@ __all__ = ["distillation_loss", "distillation_loss_and_grad", "distillation_loss
 #: the speed benchmark's rows of 1000 classes: 2^17 and 2^18 within 2 % of each other, 2^16
 #: 5-10 % slower, 2^15 10-20 %.
 _ROWS_BLOCK = 2 * BLOCK
-#: Rows with a shifted log-ratio b_k above this are computed by _log_rows, which chooses the
-#: form per class: q_k = p_k e^(b_k)/(1 + S) would carry the rounding of the student's side
-#: into a q_k e^(b_k) times larger than p_k (and beyond some 700, e^(b_k) overflows).
-#: Measured (worst gradient error in max(1, kappa) ULP on the tests' and the chapter's samples
-#: and 8 more seeds of each adversarial family, 7100 rows, everything else as it is): 8 gave
-#: 12.05 (a class with b_k = 5.7), 5 gave 4.24. 5 sends a few of the speed benchmark's rows
-#: (t - z of N(0, 1), T = 1) here, which costs it about a tenth of its float32 time.
+#: Rows whose b_k (for a float64 result measured from the second centre, so close to
+#: r_k = log(q_k/p_k)) exceeds this are computed by _log_rows, which chooses the form per class:
+#: q_k = p_k e^(b_k)/(1 + S) would carry the rounding of the student's side into a q_k e^(b_k)
+#: times larger than p_k (and beyond some 700, e^(b_k) overflows). Below it, a float64 result
+#: takes q_k from the teacher in rows with an r_k above _TEACHER_R (_teacher_side). Measured on
+#: rows with one class placed at b_k from 2.5 to 5.5 (600 a range, largest gradient error in
+#: max(1, kappa) ULP): 7.6 on [2.5, 3.5], 3.9 on [3.5, 4.5], 4.4 on [4.5, 5.5]. 3.5 for
+#: _FAR_B itself was as accurate but 1.04 times the naive formula's time on the speed
+#: benchmark's rows at T = 1 (float64), against 0.9 with _teacher_side. A float32 result, the
+#: float64 one rounded once, does not need either; _FAR_B_32 keeps more rows in the block form.
 _FAR_B = 5.0
-#: Rows whose sum_k p_k |r_k| exceeds this multiple of their KL (up to 4 times it as the
-#: student's largest logit over T grows from 1/2 to 2) sum psi(r_k) as a series where
+_TEACHER_R = 3.5
+_FAR_B_32 = 8.0
+#: Rows whose sum_k p_k |r_k| exceeds this multiple of their KL sum psi(r_k) as a series where
 #: |r_k| <= _NEAR: the direct psi(r) = r + r expm1(r) - expm1(r) cancels to r^2/2 there, with an
-#: error of about 2 eps |r|. With 8 at every row, a row of logits small beside T was 13.6 ULP
-#: off (6.2 max(1, kappa)); the speed benchmark's rows (largest logit over T 2.2 and more) keep
-#: the direct form.
-_SERIES = 2.0
+#: error of about 2 eps |r|, 2 eps sum_k p_k |r_k| in the KL: up to some 16 eps of it below the
+#: switch (a row of logits small beside T was 13.6 ULP off, 6.2 max(1, kappa)). 2 would halve
+#: that bound but send rows of logits small beside T (early in training) to the series, at
+#: 1.6 times the naive formula's time in float64 and 2.9 in float32, for about 1.7 ULP.
+_SERIES = 8.0
 _NEAR = 0.5
-#: Below this r_k, psi(r_k) is 1 + (r_k - 1) e^(r_k) (_psi_below). Measured on r alone (float64,
-#: against mpmath, 4000 points a range): the direct form within 4 ULP of psi on [-4, -2], 7 on
-#: [-6, -4], 29 on [-30, -8], growing like |r|; this one within 1 below -3. Not higher: at -1
-#: a third of the speed benchmark's classes (T = 1) would take the extra exp.
-_BELOW = -4.0
-#: Rows whose log(1 + S) exceeds this in size (and the student's largest logit over T) are
-#: measured again from it (_recentre). Worst gradient error on the same 7100 rows as _FAR_B's:
-#: 18.26 without it, 6.77 with 1/4 (a row with log(1 + S) = 0.15 left out), 4.24 with 1/32.
-_RECENTRE = 0.03125
+#: Below this r_k, psi(r_k) is 1 + (r_k - 1) e^(r_k) (_psi_below), for a float64 result. Measured
+#: on r alone (float64, against mpmath, 4000 points a range), that form is within 3 ULP of psi
+#: on [-2, -1.5] and 1 below -3, the direct form about 4 on [-4, -2] and 30 on [-30, -8]; in
+#: the kernel, where V comes from S and expm1(b), rows with an r_k between -4 and -1.5 had the
+#: direct form's loss 5 to 9 max(1, kappa) ULP off.
+_BELOW = -1.5
 #: (n - 1)/n! for n = 2..22: psi(r) = 1 + (r - 1) e^r = r^2 sum_n (n - 1)/n! r^(n - 2).
 _PSI = tuple((n - 1) / math.factorial(n) for n in range(2, 23))
 
@@ -158,51 +172,103 @@ def _complement(diff: NDArray[np.float64], top: NDArray[np.intp]) -> None:
 
 
 def _recentre(
-    rows: NDArray[np.intp], z: NDArray[np.floating], t: NDArray[np.floating],
-    temperature: float, centre: NDArray[np.float64], P: NDArray[np.float64],
-    B: NDArray[np.float64], E: NDArray[np.float64], s: NDArray[np.float64],
-    total: NDArray[np.float64],
+    z: NDArray[np.floating], t: NDArray[np.floating], temperature: float,
+    centre: NDArray[np.float64], P: NDArray[np.float64], B: NDArray[np.float64],
+    E: NDArray[np.float64], s: NDArray[np.float64], total: NDArray[np.float64],
 ) -> None:
-    r"""Measure ``B``'s :math:`b = a - c` again in ``rows`` from ``centre``, the first estimate
-    of :math:`\log \sum_k p_k e^{a_k}`, and find :math:`E` and :math:`S` again (in place).
+    r"""Measure ``B``'s :math:`b = a - c` again from ``centre``, the first estimate of
+    :math:`\log \sum_k p_k e^{a_k}`, and find :math:`E` and :math:`S` again (in place).
 
     :math:`r_k = b_k - \log(1 + S)` carries the rounding of both terms, about
     :math:`\varepsilon (|b_k| + |\log(1 + S)|)`, and the mean :math:`\sum_k p_k a_k` that
     :math:`b` is first measured from can lie far from :math:`\log \sum_k p_k e^{a_k}`: a class
     that the teacher makes negligible but the student does not pulls it by :math:`p_k a_k`, and
-    the other classes' :math:`r_k`, small, are then differences of two numbers of that size.
-    Measured from the first estimate instead (:math:`a` formed again, so that :math:`b` is
-    rounded once, relative to itself), :math:`b` is close to :math:`r` and :math:`S` close to 0.
-    A sixteenth of the block's rows at a time.
+    the other classes' :math:`r_k`, small, are then differences of two numbers of that size
+    (and even a small :math:`\log(1 + S)` is large beside an :math:`r_k` near 0). Measured from
+    the first estimate instead (:math:`a` formed again, so that taking the centre away is
+    rounded relative to :math:`b_k`), :math:`b` is close to :math:`r` and :math:`S` close to 0.
+    """
+    if z.dtype == t.dtype == np.float64:
+        np.subtract(t, z, out=B)
+    else:
+        np.copyto(B, t)
+        B -= z
+    _scale(B, temperature)  # a, as in _kernel
+    B -= centre[:, None]
+    np.expm1(B, out=E)
+    np.divide(np.vecdot(P, E), total, out=s)
+
+
+def _teacher_side(
+    rows: NDArray[np.intp], t: NDArray[np.floating], temperature: float,
+    P: NDArray[np.float64], B: NDArray[np.float64], E: NDArray[np.float64],
+    s: NDArray[np.float64], total: NDArray[np.float64],
+) -> None:
+    r"""In ``rows``, take :math:`q_k` from the teacher's softmax where :math:`r_k > 1` and find
+    :math:`S` again with it (in place: ``E``'s :math:`\operatorname{expm1}(b_k)` there, and
+    ``s``; ``B`` holds :math:`b`), a sixteenth of the block's rows at a time.
+
+    :math:`q_k = p_k e^{r_k}` carries the rounding of :math:`p_k`, relative
+    :math:`\varepsilon |z_k - \max z|/T`, and of :math:`r_k`, relative
+    :math:`\varepsilon r_k`, into :math:`p_k - q_k \approx -q_k` where :math:`q_k` is several
+    times :math:`p_k`, and into :math:`S`, which every other class's :math:`r_j` depends on; both
+    can be large beside the condition number (a student with most of its mass on one class and
+    its other logits small beside :math:`T`; one class far below the teacher's). Taken from
+    :math:`e^{(t_k - \max t)/T}`, :math:`q_k` carries the teacher's own rounding. With
+    :math:`L` those classes and :math:`q_L`, :math:`p_L` their masses,
+    :math:`1 + S = \sum_k p_k e^{b_k}` and :math:`p_k e^{b_k} = (1 + S) q_k` on :math:`L` give
+
+    .. math::
+
+        S = \frac{\sum_{k \notin L} p_k \operatorname{expm1}(b_k) + q_L - p_L}{1 - q_L},
+        \qquad \operatorname{expm1}(b_k) = (1 + S)\,\frac{q_k}{p_k} - 1 \quad (k \in L),
+
+    so that :math:`V_k = (S - \operatorname{expm1}(b_k))/(1 + S) = 1 - q_k/p_k` on :math:`L`;
+    :math:`S` is found so only where :math:`1 - q_L \ge 1/2`.
     """
     chunk = max(1, len(P) // 16)
     for start in range(0, rows.size, chunk):
         part = rows[start : start + chunk]
-        b = t[part].astype(np.float64)
-        b -= z[part]
-        _scale(b, temperature)  # a, as in _kernel
-        b -= centre[part, None]
-        B[part] = b
-        e = np.expm1(b)
+        q = t[part].astype(np.float64)
+        q -= np.max(q, axis=1, keepdims=True)
+        _scale(q, temperature)
+        np.exp(q, out=q)
+        q /= q.sum(axis=1)[:, None]
+        p = P[part] / total[part, None]
+        e = E[part]
+        large = (B[part] > (1.0 + np.log1p(s[part]))[:, None]) & (p > 0.0)
+        q_small = np.where(large, 0.0, q).sum(axis=1)  # 1 - q_L, without the cancellation
+        gap = np.where(large, q - p, 0.0).sum(axis=1)  # q_L - p_L
+        # Found again only where the teacher's mass outside L is at least 1/2: a smaller
+        # 1 - q_L would magnify the numerator's rounding; there S stays as it was.
+        s_new = np.where(q_small >= 0.5,
+                         (np.vecdot(np.where(large, 0.0, p), e) + gap) / np.maximum(q_small, 0.5),
+                         s[part])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = q / p
+        np.subtract((1.0 + s_new)[:, None] * ratio, 1.0, out=e, where=large)
         E[part] = e
-        s[part] = np.vecdot(P[part], e) / total[part]
+        s[part] = s_new
 
 
 def _psi_below(R: NDArray[np.float64], W: NDArray[np.float64]) -> None:
     r"""Replace ``W``'s :math:`\psi(r_k)` by :math:`1 + (r_k - 1) e^{r_k}` where
-    :math:`r_k` is below ``_BELOW`` (-4; in place).
+    :math:`r_k` is below ``_BELOW`` (in place), a sixteenth of the rows at a time.
 
-    There :math:`r - rV + V` subtracts :math:`rV` from :math:`r`, both of size :math:`|r|`, to
-    leave :math:`r e^r`, so its error is about :math:`\varepsilon |r|` beside
-    :math:`\psi \in (0.26, 1)`: some 30 ULP at :math:`r = -30`. In the form used here
-    :math:`e^r` (from :math:`r` itself, whose rounding it carries relative to
-    :math:`r e^r \le 1/e`) only adds to 1 a term below :math:`2/e`.
+    There :math:`r - rV + V` (:math:`V = 1 - e^r`, from :math:`S` and
+    :math:`\operatorname{expm1}(b)`) takes :math:`rV \approx r` from :math:`r` to leave
+    :math:`r e^r`, so its error is of order :math:`\varepsilon (|r| + |1 - r| V)` beside
+    :math:`\psi(r) \ge \psi(-1.5) = 0.44`: 30 ULP at :math:`r = -30`, 5 to 9 in rows with an
+    :math:`r_k` between -4 and -1.5. In the form used here :math:`e^r` (from :math:`r` itself,
+    whose rounding it carries) only adds to 1 a term :math:`(r - 1)e^r` between -0.56 and 0.
     """
-    flat_r, flat_w = R.reshape(-1), W.reshape(-1)
-    low = np.flatnonzero(flat_r < _BELOW)
-    if low.size:
-        r = flat_r[low]
-        flat_w[low] = 1.0 + (r - 1.0) * np.exp(r)
+    chunk = max(1, len(R) // 16)
+    for start in range(0, len(R), chunk):
+        flat_r = R[start : start + chunk].reshape(-1)
+        low = np.flatnonzero(flat_r < _BELOW)
+        if low.size:
+            r = flat_r[low]
+            W[start : start + chunk].reshape(-1)[low] = 1.0 + (r - 1.0) * np.exp(r)
 
 
 def _series_rows(
@@ -210,7 +276,7 @@ def _series_rows(
     W: NDArray[np.float64], temperature: float,
 ) -> NDArray[np.float64]:
     r"""Unnormalised :math:`T^2 \sum_k p_k \psi(r_k)` of the block's ``rows``, with
-    :math:`\psi(r) = \sum_{n \ge 2} (n - 1) r^n / n!` (each term under a third of the one
+    :math:`\psi(r) = \sum_{n \ge 2} (n - 1) r^n / n!` (each term at most a third of the one
     before; of alternating sign where :math:`r < 0`) summed as a series wherever
     :math:`|r_k| \le 1/2`, to :math:`2^{-54}` of itself, and ``W``'s direct
     :math:`\psi` elsewhere. An eighth of the block at a time (copies and two temporaries)."""
@@ -259,8 +325,10 @@ def _log_rows(
     a = t - z
     _scale(a, temperature)
     centre = np.sum(p * a, axis=1, keepdims=True) / total
-    # log p_k + a_k = (t_k - max z)/T: z_k cancels here, before the centre is taken away.
-    log_pa = log_p + a
+    # log p_k + a_k = (t_k - max z)/T, formed so: the sum of the two, each of the size of
+    # (z_k - max z)/T, would carry their rounding into q_k where p_k is negligible.
+    log_pa = t - np.max(z, axis=1, keepdims=True)
+    _scale(log_pa, temperature)
     for _ in range(2):  # the second time about log(sum_k p_k e^(a_k)): see _recentre
         b = a - centre
         terms = np.where(b > 1.0, np.exp(log_pa - centre) - p, p * np.expm1(
@@ -276,8 +344,14 @@ def _log_rows(
     q /= q_total
     log_q -= np.log(q_total)
     p /= total
-    near = np.abs(r) < 1.0  # r from b there; the two log-softmaxes subtracted elsewhere
-    r = np.where(near, r, log_q - log_p)
+    # r from b where |r| < 1 and b's rounding, eps (|a_k| + |c|), is no larger than the
+    # log-softmaxes', eps (|log q_k| + |log p_k|) (a saturated p_k = 1 from a logit far above
+    # the others has a large a_k); the two log-softmaxes subtracted elsewhere.
+    with np.errstate(invalid="ignore"):
+        relative = (np.abs(r) < 1.0) & (np.abs(a) + np.abs(centre)
+                                        <= np.abs(log_q) + np.abs(log_p))
+        r = np.where(relative, r, log_q - log_p)
+    near = np.abs(r) < 1.0
     diff = np.where(near, -p * np.expm1(np.clip(r, -1.0, 1.0)), p - q) + 0.0
     # As in _kernel: an entry whose q (or else p) exceeds 1/2 is minus the sum of the others.
     q_top = np.max(q, axis=1)
@@ -323,14 +397,17 @@ def _kernel(
         KL = sum_k p_k psi(r_k),  psi(r) = r - r V + V = 1 + (r - 1) e^r >= 0,
         p_j - q_j = p_j V_j,
 
-    b measured again from a first estimate of log sum_k p_k e^(a_k) where log1p(S) is large
-    (:func:`_recentre`), psi = 1 + (r - 1) e^r below r = _BELOW (:func:`_psi_below`),
-    psi from its series where |r_k| <= 1/2 in the rows where sum_k p_k |r_k| exceeds _SERIES
-    to 4 _SERIES times the KL (:func:`_series_rows`), and rows with a b_k above _FAR_B by
-    :func:`_log_rows`. Four work arrays of the block's size: P (e^((z - max z)/T), p
+    For a float64 result: b measured again from a first estimate of log sum_k p_k e^(a_k)
+    (:func:`_recentre`); in rows where p_max > 1/2 or an r_k exceeds _TEACHER_R, q_k from the
+    teacher's softmax where r_k > 1, and S again (:func:`_teacher_side`); psi = 1 + (r - 1) e^r
+    below r = _BELOW (:func:`_psi_below`). For every result: psi from its series where
+    |r_k| <= 1/2 in the rows where sum_k p_k |r_k| exceeds _SERIES times the KL
+    (:func:`_series_rows`), and rows with a b_k above _FAR_B (_FAR_B_32) or an overflow of
+    e^(b_k) by :func:`_log_rows`. Four work arrays of the block's size: P (e^((z - max z)/T), p
     unnormalised), B (a, then b, then r), E (expm1(b), then V, then p V) and W (|r|, then psi).
     """
     n, k = z.shape
+    float64_result = np.result_type(z, t) == np.float64
     P = scratch("p", n * k).reshape(n, k)
     B = scratch("b", n * k).reshape(n, k)
     E = scratch("e", n * k).reshape(n, k)
@@ -355,18 +432,26 @@ def _kernel(
         # Finite logits whose difference overflows leave it for the far form below.
         check()
     B -= shift[:, None]
-    big = np.max(B, axis=1)
-    far = ~(big <= _FAR_B)  # rows for _log_rows, NaN included
     np.expm1(B, out=E)
     s = np.vecdot(P, E)
     s /= total  # S = sum_k p_k expm1(b_k) >= -1
-    log_s = np.log1p(s)
-    # Only where log(1 + S) is also large beside the student's largest logit over T: where that
-    # is larger, the logits' own rounding (in kappa) outweighs what would be gained.
-    again = np.flatnonzero((np.abs(log_s) > np.maximum(_RECENTRE, np.abs(top_z) / temperature))
-                           & ~far)
-    if again.size:
-        _recentre(again, z, t, temperature, shift + log_s, P, B, E, s, total)
+    overflow = ~np.isfinite(s)  # an e^(b_k) beyond the float range (or NaN): class by class
+    if float64_result:
+        # b measured again, from the first estimate of log sum_k p_k e^(a_k) (see _recentre).
+        # A float32 result is the float64 one rounded once, far coarser than what this gains.
+        _recentre(z, t, temperature, shift + np.log1p(s), P, B, E, s, total)
+    # Measured so, b_k is close to r_k = log(q_k/p_k): rows where it is large go class by class.
+    far = overflow | ~(np.max(B, axis=1) <= (_FAR_B if float64_result else _FAR_B_32))
+    if float64_result:
+        # Where r_k > 1, q_k = p_k e^(r_k) carries the rounding of p_k, relative
+        # eps |z_k - max z|/T, and of r_k, relative eps r_k: the first matters in rows where
+        # the student puts more than half its mass on one class, the second where an r_k
+        # exceeds _TEACHER_R.
+        largest_r = np.max(B, axis=1) - np.log1p(s)
+        rows = np.flatnonzero(~far & (((total < 2.0) & (largest_r > 1.0))
+                                      | (largest_r > _TEACHER_R)))
+        if rows.size:
+            _teacher_side(rows, t, temperature, P, B, E, s, total)
     one_s = 1.0 + s
     if grad is not None:
         rows = np.arange(n)
@@ -383,17 +468,13 @@ def _kernel(
         np.multiply(B, E, out=W)
         np.subtract(B, W, out=W)
         W += E  # psi(r) = r - r V + V = 1 + (r - 1) e^r >= 0
-        _psi_below(B, W)
+        if float64_result:  # a float32 result rounds the direct form's error away
+            _psi_below(B, W)
         kl = np.vecdot(P, W)
         # psi(r) ~ r^2/2 is found with an absolute error of about 2 eps |r|, 2 eps sum_k p_k
-        # |r_k| in the KL: rows where sum_k p_k |r_k| exceeds a multiple of the KL take psi
-        # from its series where |r_k| <= 1/2 (the rest of the row as above). The multiple is
-        # _SERIES where the student's logits are small beside T and rises to 4 _SERIES as its
-        # largest logit over T goes from 1/2 to 2: kappa grows with it (the speed benchmark's
-        # rows at T = 4: kappa about 10 for sum_k p_k |r_k| = 6.3 KL), and where it is large,
-        # the direct form's error is a small part of what kappa allows.
-        limit = np.clip(2 * _SERIES * np.abs(top_z) / temperature, _SERIES, 4 * _SERIES)
-        series = np.flatnonzero(~(limit * kl >= mass) & ~far)
+        # |r_k| in the KL: rows where sum_k p_k |r_k| exceeds _SERIES times the KL take psi
+        # from its series where |r_k| <= 1/2 (the rest of the row as above).
+        series = np.flatnonzero(~(_SERIES * kl >= mass) & ~far)
         kl *= temperature
         kl *= temperature
         if series.size:
@@ -441,6 +522,61 @@ def _rows_by(
         if grad is not None:
             diff *= temperature / divisor
             grad[part] = diff
+
+
+def _overflowed_rows(
+    z: NDArray[np.floating], t: NDArray[np.floating], temperature: float
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    r"""T^2 KL and p - q of rows whose logits' differences divided by T overflow.
+
+    With :math:`d = x/2 - \max_k x_k/2` (which cannot overflow for finite :math:`x`) and
+    :math:`y = 2(d/T)` (:math:`-\infty` where it overflows, whose exponential, 0, is the right
+    limit), :math:`p` and :math:`q` are the softmaxes of :math:`y` for the student and the
+    teacher, and
+
+    .. math::
+
+        T^2 \log\frac{q_k}{p_k} = 2T\,(d^t_k - d^z_k)
+            - T^2 \Bigl(\log \sum_j e^{y^t_j} - \log \sum_j e^{y^z_j}\Bigr),
+
+    which divides nothing by :math:`T`; the loss adds :math:`q_k` times it over the classes
+    with :math:`q_k > 0`. The terms are large where this is needed (a logit difference beyond
+    :math:`T` times the largest float), so the log form's absolute error, of the size of the
+    largest term's rounding, is small beside the loss.
+    """
+    z = z.astype(np.float64)
+    t = t.astype(np.float64)
+    d_z = z / 2 - np.max(z, axis=1, keepdims=True) / 2
+    d_t = t / 2 - np.max(t, axis=1, keepdims=True) / 2
+    y_z, y_t = 2 * (d_z / temperature), 2 * (d_t / temperature)
+    p, q = np.exp(y_z), np.exp(y_t)  # the largest entry of each row is e^0 = 1
+    p_total, q_total = p.sum(axis=1, keepdims=True), q.sum(axis=1, keepdims=True)
+    p /= p_total
+    q /= q_total
+    two_t = 2 * temperature
+    log_ratio = (two_t * d_t - two_t * d_z
+                 - temperature * temperature * (np.log(q_total) - np.log(p_total)))
+    kl = np.sum(np.where(q > 0, q * log_ratio, 0.0), axis=1)
+    return kl, p - q
+
+
+def _repair_overflowed(
+    z: NDArray[np.floating], t: NDArray[np.floating], temperature: float,
+    loss: NDArray[np.float64] | None, grad: NDArray[np.floating] | None, divisor: float,
+) -> None:
+    """Recompute by :func:`_overflowed_rows` the block's rows that came out non-finite."""
+    bad = np.zeros(len(z), bool)
+    if loss is not None:
+        bad |= ~np.isfinite(loss)
+    if grad is not None:
+        bad |= ~np.isfinite(grad).all(axis=1)
+    if bad.any():
+        kl, diff = _overflowed_rows(z[bad], t[bad], temperature)
+        if loss is not None:
+            loss[bad] = kl
+        if grad is not None:
+            diff *= temperature / divisor
+            grad[bad] = diff
 
 
 def _distillation(
@@ -494,8 +630,9 @@ def _distillation(
             stop = min(count, start + step)
             loss_block = None if losses is None else Scratch(lanes)("loss", stop - start)
             grad_block = None if grad_out is None else grad_out[start:stop]
-            _kernel(zr.block(start, stop), tr.block(start, stop), temp, loss_block,
-                    grad_block, scratch, divisor, check)
+            z_block, t_block = zr.block(start, stop), tr.block(start, stop)
+            _kernel(z_block, t_block, temp, loss_block, grad_block, scratch, divisor, check)
+            _repair_overflowed(z_block, t_block, temp, loss_block, grad_block, divisor)
             finite &= loss_block is None or bool(np.isfinite(loss_block).all())
             finite &= grad_block is None or bool(np.isfinite(grad_block).all())
             if loss_rows is not None:
@@ -506,10 +643,11 @@ def _distillation(
         grad_out = np.moveaxis(grad_out.reshape(zr.moved.shape), -1, ax)
     result = losses.result(divisor) if losses else None
     if not (finite and (result is None or bool(np.all(np.isfinite(result))))):
-        # The logits are finite: an overflow of (x - y)/T or of the loss itself.
+        # The logits are finite and every row was computed: the loss itself (T^2 KL, or the
+        # sum of the rows' losses) is beyond the float range. The gradient, T (p - q), is not.
         raise ValueError(
-            f"temperature={temp!r} is too small for these logits: the loss or its gradient "
-            f"overflows {dtype.name} (the logits' differences divided by the temperature)")
+            f"temperature={temp!r} is too small for these logits: the loss overflows "
+            f"{dtype.name} (T^2 KL, with the logits' differences divided by the temperature)")
     return result, grad_out
 
 
@@ -533,12 +671,12 @@ def distillation_loss(
     without it the gradient falls like :math:`1/T^2`. Derived, with how it is computed, in
     "Distillation at a temperature" (see also the module :mod:`lossgrad.distillation`).
 
-    Accuracy, measured, not proved: in float64 the loss was within :math:`4\max(1, \kappa)`
-    ULP of the exact value and every gradient entry within :math:`8\max(1, \kappa)` on the
-    seeded samples of the chapter and of the tests and 50 more seeds of the adversarial
-    families (rows at the forms' switches, 22 700 rows in all; the largest found: 3.36 for the
-    loss, 5.68 for a gradient entry), :math:`\kappa` the condition number with respect to both
-    sets of logits (``lossgrad.accuracy.distillation_condition``).
+    Accuracy, measured, not proved: in float64 the loss and every gradient entry were within
+    :math:`8\max(1, \kappa)` ULP of the exact values on the seeded samples of the chapter and
+    of the tests, the tests' rows that broke earlier versions, and the rows built against each
+    form in ``benchmarks/accuracy.py`` (the largest found: 4.3 for the loss, 6.1 for a gradient
+    entry), :math:`\kappa` the condition number with respect to both sets of logits
+    (``lossgrad.accuracy.distillation_condition``).
     Float32 inputs are computed in float64 and the result rounded once.
 
     Parameters
@@ -566,7 +704,7 @@ def distillation_loss(
         type.
     ValueError
         If the shapes differ, a logit is not finite, ``temperature`` is not positive and
-        finite, or ``reduction`` or ``axis`` is not valid.
+        finite, ``reduction`` or ``axis`` is not valid, or the loss is beyond the float range.
 
     References
     ----------
