@@ -702,10 +702,15 @@ def distillation_condition(
             abs(tj * temp * qj * (rj - kl)) for tj, qj, rj in zip(t, q, r, strict=True)
         )
         kappa_loss = float(slope / loss) if loss else 0.0
+        # 1 - p_j as the sum of the others: where p_j rounds to 1 at this precision (a logit
+        # hundreds of T above the rest), 1 - p_j would be 0 and drop the largest term.
+        rest_p = [mpmath.fsum(p[:j] + p[j + 1 :]) for j in range(len(p))]
+        rest_q = [mpmath.fsum(q[:j] + q[j + 1 :]) for j in range(len(q))]
         kappa_grad = []
         for j, g in enumerate(grad):
             slope_j = mpmath.fsum(
-                abs(z[i]) * p[j] * abs((i == j) - p[i]) + abs(t[i]) * q[j] * abs((i == j) - q[i])
+                abs(z[i]) * p[j] * (rest_p[j] if i == j else p[i])
+                + abs(t[i]) * q[j] * (rest_q[j] if i == j else q[i])
                 for i in range(len(z))
             )
             kappa_grad.append(float(slope_j / abs(g)) if g else 0.0)

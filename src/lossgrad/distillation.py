@@ -674,7 +674,7 @@ def distillation_loss(
     Accuracy, measured, not proved: in float64 the loss and every gradient entry were within
     :math:`8\max(1, \kappa)` ULP of the exact values on the seeded samples of the chapter and
     of the tests, the tests' rows that broke earlier versions, and the rows built against each
-    form in ``benchmarks/accuracy.py`` (the largest found: 4.3 for the loss, 6.1 for a gradient
+    form in ``benchmarks/accuracy.py`` (the largest found: 4.8 for the loss, 5.1 for a gradient
     entry), :math:`\kappa` the condition number with respect to both sets of logits
     (``lossgrad.accuracy.distillation_condition``).
     Float32 inputs are computed in float64 and the result rounded once.
