@@ -500,7 +500,7 @@ def distillation_report(rows: int = 40) -> None:
 def _against_the_forms(rng, family: str):
     """One row built against one of lossgrad.distillation's forms: (student, teacher, T)."""
     size, temperature = int(rng.integers(2, 51)), float(10 ** rng.uniform(-2, 4))
-    if family == "a class near the far switch":  # b_k from 2.5 to 6 (the switch is 3.5)
+    if family == "a class near the far switch":  # b_k from 2.5 to 6 (the switch is 5)
         t = rng.normal(0, 3, size)
         z = t + rng.normal(0, 1, size) * 10 ** rng.uniform(-8, -1)
         z[-1] = t[-1] - rng.uniform(2.5, 6.0) * temperature

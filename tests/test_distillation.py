@@ -403,6 +403,23 @@ def test_extreme_finite_logits_give_no_warning_and_no_nan():
         assert all(ulps(float(g), e) <= 4 for g, e in zip(grad[i], exact_grad, strict=True))
 
 
+def test_a_repaired_row_keeps_the_kernels_finite_gradient():
+    # The loss overflows in the kernel (a logit 1.6e12 T below the rest), its gradient does not:
+    # only the loss is recomputed, so the fused gradient is the gradient-only one (found by a
+    # reviewer: the whole row was recomputed, 90 max(1, kappa) ULP off in entry 3).
+    student = np.array([-9.224104472214626e-303, -3497228814.1072726, -3.8073565442383806e-303,
+                        1.541119787705999e-302])
+    teacher = np.array([-8.314947476764522e-303, 5.346581046501747e-303,
+                        -7.128189985228142e-303, 2.205380984242235e-302])
+    temperature = 2.2448505086201633e-303
+    _, grad = distillation_loss_and_grad(student, teacher, temperature=temperature,
+                                            reduction="none")
+    assert np.array_equal(grad, distillation_loss_grad(student, teacher, temperature=temperature,
+                                                       reduction="none"))
+    worst_loss, worst_grad, _, _ = _worst([(student, teacher, temperature)])
+    assert worst_loss <= 2 and worst_grad <= 2
+
+
 def test_a_loss_beyond_float64_is_refused_naming_the_temperature():
     student, teacher = np.array([1e308, -1e308, 0.0]), np.array([-1e308, 1e308, 0.0])
     with pytest.raises(ValueError, match="temperature"):
