@@ -31,7 +31,7 @@ is used for every row: a sum of non-negative terms, so no cancellation between c
 :math:`u_k = \operatorname{expm1}(r_k) = (\operatorname{expm1}(b_k) - S)/(1 + S)`. Near
 :math:`r = 0` it has an absolute error of about :math:`2\varepsilon|r_k|` beside
 :math:`\psi \approx r_k^2/2`: in the rows where :math:`\sum_k p_k |r_k|` exceeds 8 times the
-KL so found, :math:`\psi(r_k)` is summed from its series (to :math:`2^{-54}` of itself) for the
+KL so found, :math:`\psi(r_k)` is summed from its series (to :math:`2^{-53}` of itself) for the
 classes with :math:`|r_k| \le 1/2`, and multiplied by :math:`T^2` before it is summed, so that
 it does not underflow at a large temperature. Rows with a :math:`b_k` above 5 (8 for a float32
 result), where :math:`q_k = p_k e^{b_k}/(1 + S)` would carry the rounding of :math:`p_k` into
@@ -41,8 +41,10 @@ as :math:`e^{(t_k - \max z)/T - c}`, :math:`c` the centre that :math:`b` is meas
 the others from the two log-softmaxes, :math:`r_k = \log q_k - \log p_k` and
 :math:`p_k \psi(r_k) = p_k + (r_k - 1) q_k`.
 
-For a float64 result, three things more (a float32 result, the float64 one rounded once, does
-not need them, and skips them):
+For a float64 result, three things more. A float32 result skips them, for speed: its own
+rounding hides what they remove in most rows, but not in all (a student that puts a tiny
+probability on a class the teacher puts far lower pulls the mean far enough that a float32
+gradient was 708 float32 ULP off in a row built so):
 
 - *The centre.* Every :math:`r_k` carries the rounding of :math:`b_k` and
   :math:`\operatorname{log1p}(S)`, and the mean :math:`\sum_k p_k a_k` can lie far from
@@ -66,12 +68,10 @@ other entries.
 Rows are computed a block at a time in float64 (at most :math:`2^{17}` elements, and four work
 arrays within 7.5 % of the inputs and outputs), the gradient
 written straight into its output (divided for ``"mean"`` before its one rounding), the losses
-added by :class:`~lossgrad.summation.CompensatedSum` for ``"mean"`` and ``"sum"`` (the exact sum
-of the row losses rounded once). A float32 result is the float64 one rounded once. Rows whose
-logits' differences divided by :math:`T` overflow are computed in a form that divides nothing by
-:math:`T` (the two log-softmaxes, each logit difference multiplied by :math:`T` instead); a loss
-beyond the float range is refused with a ``ValueError`` naming the temperature. Derived in
-"Distillation at a temperature".
+added by :class:`~lossgrad.summation.CompensatedSum` for ``"mean"`` and ``"sum"`` (their exact
+sum, accurately rounded). A float32 result is the float64 one rounded once. Logits whose
+differences divided by :math:`T` overflow, or whose loss overflows, are refused with a
+``ValueError`` naming the temperature. Derived in "Distillation at a temperature".
 
 References
 ----------
@@ -279,7 +279,7 @@ def _series_rows(
     r"""Unnormalised :math:`T^2 \sum_k p_k \psi(r_k)` of the block's ``rows``, with
     :math:`\psi(r) = \sum_{n \ge 2} (n - 1) r^n / n!` (each term at most a third of the one
     before; of alternating sign where :math:`r < 0`) summed as a series wherever
-    :math:`|r_k| \le 1/2`, to :math:`2^{-54}` of itself, and ``W``'s direct
+    :math:`|r_k| \le 1/2`, to :math:`2^{-53}` of itself, and ``W``'s direct
     :math:`\psi` elsewhere. An eighth of the block at a time (copies and two temporaries)."""
     out = np.empty(rows.size)
     chunk = max(1, len(P) // 8)
@@ -325,7 +325,8 @@ def _log_rows(
     total = p.sum(axis=1, keepdims=True)
     a = t - z
     _scale(a, temperature)
-    centre = np.sum(p * a, axis=1, keepdims=True) / total
+    # A class with p_k = 0 adds nothing, even where its a_k overflows (0 * inf would be NaN).
+    centre = np.sum(np.where(p > 0.0, p * a, 0.0), axis=1, keepdims=True) / total
     # log p_k + a_k = (t_k - max z)/T, formed so: the sum of the two, each of the size of
     # (z_k - max z)/T, would carry their rounding into q_k where p_k is negligible.
     log_pa = t - np.max(z, axis=1, keepdims=True)
@@ -525,60 +526,6 @@ def _rows_by(
             grad[part] = diff
 
 
-def _overflowed_rows(
-    z: NDArray[np.floating], t: NDArray[np.floating], temperature: float
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    r"""T^2 KL and p - q of rows whose logits' differences divided by T overflow.
-
-    With :math:`d = x/2 - \max_k x_k/2` (which cannot overflow for finite :math:`x`) and
-    :math:`y = 2(d/T)` (:math:`-\infty` where it overflows, whose exponential, 0, is the right
-    limit), :math:`p` and :math:`q` are the softmaxes of :math:`y` for the student and the
-    teacher, and
-
-    .. math::
-
-        T^2 \log\frac{q_k}{p_k} = 2T\,(d^t_k - d^z_k)
-            - T^2 \Bigl(\log \sum_j e^{y^t_j} - \log \sum_j e^{y^z_j}\Bigr),
-
-    which divides nothing by :math:`T`; the loss adds :math:`q_k` times it over the classes
-    with :math:`q_k > 0`. The terms are large where this is needed (a logit difference beyond
-    :math:`T` times the largest float), so the log form's absolute error, of the size of the
-    largest term's rounding, is small beside the loss.
-    """
-    z = z.astype(np.float64)
-    t = t.astype(np.float64)
-    d_z = z / 2 - np.max(z, axis=1, keepdims=True) / 2
-    d_t = t / 2 - np.max(t, axis=1, keepdims=True) / 2
-    y_z, y_t = 2 * (d_z / temperature), 2 * (d_t / temperature)
-    p, q = np.exp(y_z), np.exp(y_t)  # the largest entry of each row is e^0 = 1
-    p_total, q_total = p.sum(axis=1, keepdims=True), q.sum(axis=1, keepdims=True)
-    p /= p_total
-    q /= q_total
-    two_t = 2 * temperature
-    log_ratio = (two_t * d_t - two_t * d_z
-                 - temperature * temperature * (np.log(q_total) - np.log(p_total)))
-    kl = np.sum(np.where(q > 0, q * log_ratio, 0.0), axis=1)
-    return kl, p - q
-
-
-def _repair_overflowed(
-    z: NDArray[np.floating], t: NDArray[np.floating], temperature: float,
-    loss: NDArray[np.float64] | None, grad: NDArray[np.floating] | None, divisor: float,
-) -> None:
-    """Recompute by :func:`_overflowed_rows` the block's losses and gradient rows that came out
-    non-finite (each kept where it is finite: the kernel's is the more accurate)."""
-    bad_loss = np.zeros(len(z), bool) if loss is None else ~np.isfinite(loss)
-    bad_grad = np.zeros(len(z), bool) if grad is None else ~np.isfinite(grad).all(axis=1)
-    bad = bad_loss | bad_grad
-    if bad.any():
-        kl, diff = _overflowed_rows(z[bad], t[bad], temperature)
-        if loss is not None:
-            loss[bad_loss] = kl[bad_loss[bad]]
-        if grad is not None:
-            diff *= temperature / divisor
-            grad[bad_grad] = diff[bad_grad[bad]]
-
-
 def _distillation(
     student_logits: ArrayLike,
     teacher_logits: ArrayLike,
@@ -630,9 +577,8 @@ def _distillation(
             stop = min(count, start + step)
             loss_block = None if losses is None else Scratch(lanes)("loss", stop - start)
             grad_block = None if grad_out is None else grad_out[start:stop]
-            z_block, t_block = zr.block(start, stop), tr.block(start, stop)
-            _kernel(z_block, t_block, temp, loss_block, grad_block, scratch, divisor, check)
-            _repair_overflowed(z_block, t_block, temp, loss_block, grad_block, divisor)
+            _kernel(zr.block(start, stop), tr.block(start, stop), temp, loss_block,
+                    grad_block, scratch, divisor, check)
             finite &= loss_block is None or bool(np.isfinite(loss_block).all())
             finite &= grad_block is None or bool(np.isfinite(grad_block).all())
             if loss_rows is not None:
@@ -643,11 +589,12 @@ def _distillation(
         grad_out = np.moveaxis(grad_out.reshape(zr.moved.shape), -1, ax)
     result = losses.result(divisor) if losses else None
     if not (finite and (result is None or bool(np.all(np.isfinite(result))))):
-        # The logits are finite and every row was computed: the loss itself (T^2 KL, or the
-        # sum of the rows' losses) is beyond the float range. The gradient, T (p - q), is not.
+        # The logits are finite: an overflow of (x - y)/T, or of the loss itself. (A form that
+        # divided nothing by T was tried and withdrawn: where the overflowing difference is a
+        # class with p = q = 0, it was 1e11 ULP off.)
         raise ValueError(
-            f"temperature={temp!r} is too small for these logits: the loss overflows "
-            f"{dtype.name} (T^2 KL, with the logits' differences divided by the temperature)")
+            f"temperature={temp!r} is too small for these logits: the logits' differences "
+            f"divided by the temperature, or the loss, overflow {dtype.name}")
     return result, grad_out
 
 
@@ -676,13 +623,16 @@ def distillation_loss(
     of the tests, the tests' rows that broke earlier versions, and the rows built against each
     form in ``benchmarks/accuracy.py`` (the largest found: 4.8 for the loss, 5.1 for a gradient
     entry), :math:`\kappa` the condition number with respect to both sets of logits
-    (``lossgrad.accuracy.distillation_condition``). That is not a bound: larger samples built
-    against the remaining roundings found about 10 (a class near the far switch, or one class
-    far below the others) and 24 (a teacher that puts one class :math:`10^{2.5}` to
-    :math:`10^6 T` below the rest); and where the logits' differences overflow at a temperature
-    near the largest float, or the logits divided by :math:`T` underflow, results can be off by
-    several percent.
-    Float32 inputs are computed in float64 and the result rounded once.
+    (``lossgrad.accuracy.distillation_condition``). That is not a bound. Larger samples built
+    against the remaining roundings found about 10 (a class near the far switch, one class far
+    below the others, two classes with the sum of p |r| just below 8 times the KL), 22 with
+    100 to 200 classes (sums of many equal terms) and 24 (a teacher that puts one class
+    :math:`10^{2.5}` to :math:`10^6 T` below the rest); where :math:`\kappa u` is not small, a
+    first-order :math:`\kappa` says nothing; and where the logits' differences overflow at a
+    temperature near the largest float, or the logits divided by :math:`T` underflow, results
+    can be off by several percent.
+    Float32 inputs are computed in float64 and the result rounded once, without the float64
+    result's three extra steps (see the module).
 
     Parameters
     ----------
@@ -709,7 +659,8 @@ def distillation_loss(
         type.
     ValueError
         If the shapes differ, a logit is not finite, ``temperature`` is not positive and
-        finite, ``reduction`` or ``axis`` is not valid, or the loss is beyond the float range.
+        finite, ``reduction`` or ``axis`` is not valid, or the logits' differences divided by
+        the temperature, or the loss, overflow.
 
     References
     ----------
