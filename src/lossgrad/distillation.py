@@ -103,10 +103,11 @@ _ROWS_BLOCK = 2 * BLOCK
 #: takes q_k from the teacher in rows with an r_k above _TEACHER_R (_teacher_side). Measured on
 #: rows with one class placed at b_k from 2.5 to 5.5 (600 a range, largest gradient error in
 #: max(1, kappa) ULP, with a kappa since corrected upwards): 7.6 on [2.5, 3.5], 3.9 on
-#: [3.5, 4.5], 4.4 on [4.5, 5.5]. 3.5 for
-#: _FAR_B itself was as accurate but 1.04 times the naive formula's time on the speed
-#: benchmark's rows at T = 1 (float64), against 0.9 with _teacher_side. A float32 result, the
-#: float64 one rounded once, does not need either; _FAR_B_32 keeps more rows in the block form.
+#: [3.5, 4.5], 4.4 on [4.5, 5.5]. 3.5 for _FAR_B itself was as accurate but 1.04 times the
+#: naive formula's time on the speed benchmark's rows at T = 1 (float64), against 0.9 with
+#: _teacher_side. A float32 result skips _teacher_side, for speed (its rounding hides the
+#: difference in most rows, not all: see the module), and _FAR_B_32 keeps more of its rows in
+#: the block form.
 _FAR_B = 5.0
 _TEACHER_R = 3.5
 _FAR_B_32 = 8.0
