@@ -626,7 +626,7 @@ def distillation_loss(
     entry), :math:`\kappa` the condition number with respect to both sets of logits
     (``lossgrad.accuracy.distillation_condition``). That is not a bound. Larger samples built
     against the remaining roundings found about 10 (a class near the far switch, one class far
-    below the others, two classes with the sum of p |r| just below 8 times the KL), 22 with
+    below the others, two classes with :math:`\sum_k p_k |r_k|` just below 8 times the KL), 22 with
     100 to 200 classes (sums of many equal terms) and 24 (a teacher that puts one class
     :math:`10^{2.5}` to :math:`10^6 T` below the rest); where :math:`\kappa u` is not small, a
     first-order :math:`\kappa` says nothing; and where the logits' differences overflow at a
